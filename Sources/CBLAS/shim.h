@@ -1,0 +1,3 @@
+// Private shim: exposes OpenBLAS's CBLAS interface to Swift. Not API.
+#pragma once
+#include <cblas.h>

@@ -1,0 +1,150 @@
+// Reverse-mode automatic differentiation.
+//
+// Each differentiable op records a `GradNode` holding its inputs' nodes and a
+// pullback written next to the op's forward code. `backward()` walks the graph
+// in reverse topological order and adds into leaf gradients.
+
+import Foundation
+
+/// A node of the autograd graph: a leaf (a tensor that requires a gradient)
+/// or the record of one op.
+final class GradNode: @unchecked Sendable {
+    let inputs: [GradNode?]
+    /// Maps the gradient of the op's output (Float32, output's shape) to the
+    /// gradients of its inputs (Float32, each input's shape; nil = none).
+    let pullback: ((Tensor) throws -> [Tensor?])?
+    let shape: [Int]
+    let dtype: DType
+    /// The accumulated gradient of a leaf.
+    var grad: Tensor?
+    private let lock = NSLock()
+
+    init(inputs: [GradNode?], pullback: ((Tensor) throws -> [Tensor?])?, shape: [Int], dtype: DType) {
+        self.inputs = inputs
+        self.pullback = pullback
+        self.shape = shape
+        self.dtype = dtype
+    }
+
+    var isLeaf: Bool { pullback == nil }
+
+    func accumulate(_ g: Tensor) throws {
+        let g = g.dtype == dtype ? g : g.cast(to: dtype)
+        lock.lock(); defer { lock.unlock() }
+        if let old = grad { grad = try (old + g).detached() } else { grad = g.detached() }
+    }
+}
+
+/// Whether ops record the autograd graph on this thread or task.
+public enum GradMode {
+    @TaskLocal static var enabled = true
+
+    /// Whether recording is on.
+    public static var isEnabled: Bool { enabled }
+}
+
+/// Runs `body` without recording the autograd graph (inference, optimizer updates).
+public func withoutGrad<R>(_ body: () throws -> R) rethrows -> R {
+    try GradMode.$enabled.withValue(false, operation: body)
+}
+
+extension Tensor {
+    /// Whether this tensor takes part in the autograd graph.
+    public var requiresGrad: Bool { gradNode != nil }
+
+    /// A copy of this tensor that is a new leaf of the autograd graph.
+    ///
+    /// Precondition: the dtype is floating point (integers have no gradient).
+    public func requiringGrad() -> Tensor {
+        precondition(dtype.isFloatingPoint, "only floating-point tensors can require a gradient, not \(dtype)")
+        var t = self
+        t.gradNode = GradNode(inputs: [], pullback: nil, shape: shape, dtype: dtype)
+        return t
+    }
+
+    /// The same values with no autograd history.
+    public func detached() -> Tensor {
+        var t = self
+        t.gradNode = nil
+        return t
+    }
+
+    /// The gradient accumulated into this leaf by ``backward(_:)``, in the leaf's dtype.
+    public var grad: Tensor? { gradNode?.grad }
+
+    /// Forgets the accumulated gradient of this leaf.
+    public func zeroGrad() { gradNode?.grad = nil }
+
+    /// Whether this tensor is a leaf of the graph (created by ``requiringGrad()``).
+    public var isLeaf: Bool { gradNode?.isLeaf ?? true }
+
+    /// Back-propagates from this tensor, adding into the ``grad`` of every leaf it depends on.
+    ///
+    /// - Parameter upstream: the gradient of some scalar with respect to this tensor;
+    ///   may be omitted only when this tensor has one element (it is then 1).
+    /// - Throws: ``TensorError`` when this tensor does not require a gradient, or when
+    ///   `upstream` is missing for a non-scalar or has another shape.
+    public func backward(_ upstream: Tensor? = nil) throws {
+        guard let root = gradNode else {
+            throw TensorError.invalidArgument("backward() on a tensor that does not require a gradient")
+        }
+        let seed: Tensor
+        if let u = upstream {
+            guard u.shape == shape else {
+                throw TensorError.shapeMismatch("upstream gradient shape \(u.shape) differs from tensor shape \(shape)")
+            }
+            seed = u.cast(to: .float32).detached()
+        } else {
+            guard count == 1 else {
+                throw TensorError.shapeMismatch("backward() without an upstream gradient needs a one-element tensor, shape is \(shape)")
+            }
+            seed = Tensor.ones(shape)
+        }
+        try withoutGrad { try Tensor.propagate(from: root, seed: seed) }
+    }
+
+    private static func propagate(from root: GradNode, seed: Tensor) throws {
+        // Iterative post-order DFS: a node comes after every node it feeds.
+        var order: [GradNode] = []
+        var visited = Set<ObjectIdentifier>()
+        var stack: [(GradNode, Int)] = [(root, 0)]
+        visited.insert(ObjectIdentifier(root))
+        while let (node, next) = stack.popLast() {
+            if next < node.inputs.count {
+                stack.append((node, next + 1))
+                if let child = node.inputs[next], visited.insert(ObjectIdentifier(child)).inserted {
+                    stack.append((child, 0))
+                }
+            } else {
+                order.append(node)
+            }
+        }
+        var grads: [ObjectIdentifier: Tensor] = [ObjectIdentifier(root): seed]
+        for node in order.reversed() {
+            guard let g = grads.removeValue(forKey: ObjectIdentifier(node)) else { continue }
+            guard let pullback = node.pullback else {
+                try node.accumulate(g)
+                continue
+            }
+            let inputGrads = try pullback(g)
+            precondition(inputGrads.count == node.inputs.count, "pullback returned \(inputGrads.count) gradients for \(node.inputs.count) inputs")
+            for (input, ig) in zip(node.inputs, inputGrads) {
+                guard let input, let ig else { continue }
+                precondition(ig.shape == input.shape, "pullback gradient shape \(ig.shape) != input shape \(input.shape)")
+                let key = ObjectIdentifier(input)
+                if let old = grads[key] { grads[key] = try old + ig } else { grads[key] = ig }
+            }
+        }
+    }
+
+    /// Attaches an op record to this freshly computed tensor when recording is on
+    /// and some input requires a gradient.
+    ///
+    /// The pullback must not capture the returned tensor (only this node-less value).
+    func recording(_ inputs: [Tensor], pullback: @escaping (Tensor) throws -> [Tensor?]) -> Tensor {
+        guard GradMode.enabled, inputs.contains(where: { $0.gradNode != nil }) else { return self }
+        var t = self
+        t.gradNode = GradNode(inputs: inputs.map(\.gradNode), pullback: pullback, shape: shape, dtype: dtype)
+        return t
+    }
+}

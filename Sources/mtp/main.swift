@@ -1,0 +1,12 @@
+import Tensors
+let a = try Tensor([1, 2, 3, 4, 5, 6] as [Float], shape: [2, 3]).requiringGrad()
+let b = try Tensor([1, 0, 0, 1, 1, 1] as [Float], shape: [3, 2]).requiringGrad()
+let c = try Tensor.matmul(a, b)
+print(c.floats, c.shape)
+let l = try (c.logSoftmax(axis: 1) * c).sum()
+try l.backward()
+print(l.floats, a.grad!.floats, b.grad!.floats)
+let x = try Tensor([0.1, 0.2, 0.3, 0.4] as [Float], shape: [2,2]).requiringGrad()
+let y = try (x.exp().log().tanh().sigmoid().silu().sqrt() + x.rolled(shifts: 1, axis: 1)).sum()
+try y.backward(); print(y.floats, x.grad!.floats)
+print(try Tensor([1,3,5,7] as [Int64]).searchsorted(Tensor([0,1,2,7,8] as [Int64]), right: true).int64s)
