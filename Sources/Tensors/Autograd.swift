@@ -17,6 +17,8 @@ final class GradNode: @unchecked Sendable {
     let dtype: DType
     /// The accumulated gradient of a leaf.
     var grad: Tensor?
+    /// State a fused kernel keeps with a gradient proxy (see ``Tensor/gradientProxy(gradientShape:attachment:pullback:)``).
+    var attachment: AnyObject?
     private let lock = NSLock()
 
     init(inputs: [GradNode?], pullback: ((Tensor) throws -> [Tensor?])?, shape: [Int], dtype: DType) {
@@ -141,10 +143,29 @@ extension Tensor {
     /// and some input requires a gradient.
     ///
     /// The pullback must not capture the returned tensor (only this node-less value).
-    func recording(_ inputs: [Tensor], pullback: @escaping (Tensor) throws -> [Tensor?]) -> Tensor {
+    @_spi(Kernels) public func recording(_ inputs: [Tensor], pullback: @escaping (Tensor) throws -> [Tensor?]) -> Tensor {
         guard GradMode.enabled, inputs.contains(where: { $0.gradNode != nil }) else { return self }
         var t = self
         t.gradNode = GradNode(inputs: inputs.map(\.gradNode), pullback: pullback, shape: shape, dtype: dtype)
         return t
     }
+
+    /// A tensor sharing this one's storage whose autograd node receives gradients of
+    /// shape `gradientShape` (not this tensor's shape) and turns them, through `pullback`,
+    /// into this tensor's gradient. Fused kernels use it to assemble one weight gradient
+    /// from several calls (the node's `attachment` holds their shared state).
+    ///
+    /// Returns `self` unchanged when recording is off or this tensor needs no gradient.
+    @_spi(Kernels) public func gradientProxy(gradientShape: [Int], attachment: AnyObject,
+                                             pullback: @escaping (Tensor) throws -> Tensor?) -> Tensor {
+        guard GradMode.enabled, let node = gradNode else { return self }
+        var t = self
+        let proxy = GradNode(inputs: [node], pullback: { g in [try pullback(g)] }, shape: gradientShape, dtype: .float32)
+        proxy.attachment = attachment
+        t.gradNode = proxy
+        return t
+    }
+
+    /// The attachment of this tensor's gradient proxy node, if it is one.
+    @_spi(Kernels) public var gradientAttachment: AnyObject? { gradNode?.attachment }
 }

@@ -39,12 +39,12 @@ extension Tensor {
     }
 
     /// A Float32 tensor with these values and no autograd history (shares storage when already Float32).
-    func float32Values() -> Tensor {
+    @_spi(Kernels) public func float32Values() -> Tensor {
         dtype == .float32 ? detached() : detached().cast(to: .float32)
     }
 
     /// The storage as Float32 elements. Precondition: dtype is float32.
-    var floatPointer: UnsafeMutablePointer<Float> {
+    @_spi(Kernels) public var floatPointer: UnsafeMutablePointer<Float> {
         precondition(dtype == .float32, "floatPointer on a \(dtype) tensor")
         return storage.bytes.assumingMemoryBound(to: Float.self)
     }
@@ -68,14 +68,32 @@ extension Tensor {
     }
 
     /// A new Float32 tensor whose elements `fill` writes (all of them).
-    static func makeFloat(_ shape: [Int], _ fill: (UnsafeMutablePointer<Float>) throws -> Void) rethrows -> Tensor {
+    @_spi(Kernels) public static func makeFloat(_ shape: [Int], _ fill: (UnsafeMutablePointer<Float>) throws -> Void) rethrows -> Tensor {
         let t = Tensor.uninitialized(shape, dtype: .float32)
         try fill(t.floatPointer)
         return t
     }
 
     /// A Float32 result converted to `dtype` when that is a half type.
-    func rounded(to dtype: DType) -> Tensor {
+    @_spi(Kernels) public func rounded(to dtype: DType) -> Tensor {
         dtype == .float32 || !dtype.isFloatingPoint ? self : cast(to: dtype)
+    }
+
+    /// Writes rows `rows` of this tensor, read as `[*, rowLength]`, into `out` as Float32.
+    @_spi(Kernels) public func convertRows(_ rows: Range<Int>, rowLength: Int, into out: UnsafeMutablePointer<Float>) {
+        let lo = rows.lowerBound * rowLength, n = rows.count * rowLength
+        let raw = storage.bytes
+        switch dtype {
+        case .float32:
+            out.update(from: raw.assumingMemoryBound(to: Float.self) + lo, count: n)
+        case .bfloat16:
+            let s = raw.assumingMemoryBound(to: UInt16.self) + lo
+            for i in 0..<n { out[i] = float(fromBFloat16Bits: s[i]) }
+        case .float16:
+            let s = raw.assumingMemoryBound(to: Float16.self) + lo
+            for i in 0..<n { out[i] = Float(s[i]) }
+        default:
+            for i in 0..<n { out[i] = loadFloat(raw, lo + i, dtype) }
+        }
     }
 }

@@ -117,7 +117,7 @@ public struct Tensor: @unchecked Sendable {
     }
 
     /// Uninitialised storage, for kernels that write every element.
-    static func uninitialized(_ shape: [Int], dtype: DType) -> Tensor {
+    @_spi(Kernels) public static func uninitialized(_ shape: [Int], dtype: DType) -> Tensor {
         Tensor(storage: TensorStorage(byteCount: elementCount(shape) * dtype.byteSize, zeroed: false), shape: shape, dtype: dtype)
     }
 

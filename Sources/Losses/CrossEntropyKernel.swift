@@ -1,0 +1,115 @@
+// The row kernel shared by every cross-entropy in this module.
+//
+// For a row of logits z (length V) and target t:
+//   loss = logsumexp(z) − z_t
+//   ∂loss/∂z_j = softmax(z)_j − [j = t]                       (p − y)
+// With softcapping c > 0 the logits are first replaced by ĉ(z) = c·tanh(z/c), and
+//   ∂ĉ/∂z = 1 − tanh²(z/c) = 1 − (ĉ/c)²
+// multiplies the gradient. The kernel never allocates: it works in the caller's
+// row buffer.
+
+import Foundation
+@_spi(Kernels) import Tensors
+
+enum CrossEntropyKernel {
+    /// Softcaps a row in place.
+    @inline(__always)
+    static func softcap(_ z: UnsafeMutablePointer<Float>, _ v: Int, _ c: Float) {
+        for j in 0..<v { z[j] = c * Foundation.tanh(z[j] / c) }
+    }
+
+    /// max over a row (NaN-propagating through the later exp).
+    @inline(__always)
+    static func rowMax(_ z: UnsafePointer<Float>, _ v: Int) -> Float {
+        var m8 = SIMD8<Float>(repeating: -.infinity)
+        var j = 0
+        while j + 8 <= v {
+            m8 = pointwiseMax(m8, UnsafeRawPointer(z + j).loadUnaligned(as: SIMD8<Float>.self))
+            j += 8
+        }
+        var m = m8.max()
+        while j < v { m = Swift.max(m, z[j]); j += 1 }
+        return m
+    }
+
+    /// Σ exp(z − m) over a row; when `store`, also writes exp(z − m) into z.
+    @inline(__always)
+    static func sumExp(_ z: UnsafeMutablePointer<Float>, _ v: Int, _ m: Float, store: Bool) -> Float {
+        var s8 = SIMD8<Float>(repeating: 0)
+        let m8 = SIMD8<Float>(repeating: m)
+        var j = 0
+        while j + 8 <= v {
+            let e = VectorMath.exp(UnsafeRawPointer(z + j).loadUnaligned(as: SIMD8<Float>.self) - m8)
+            if store { UnsafeMutableRawPointer(z + j).storeBytes(of: e, as: SIMD8<Float>.self) }
+            s8 += e
+            j += 8
+        }
+        var s = s8.sum()
+        if j < v {
+            var t = SIMD8<Float>(repeating: -.infinity)
+            for k in 0..<(v - j) { t[k] = z[j + k] }
+            let e = VectorMath.exp(t - m8)
+            for k in 0..<(v - j) {
+                if store { z[j + k] = e[k] }
+                s += e[k]
+            }
+        }
+        return s
+    }
+
+    /// Loss of one row; when `gradWeight` is non-nil, overwrites the row with
+    /// `gradWeight · (softmax − onehot) · softcap′`. Returns (loss, logsumexp).
+    ///
+    /// The row must already be softcapped when `softcap > 0`.
+    @inline(__always)
+    static func row(_ z: UnsafeMutablePointer<Float>, _ v: Int, target t: Int, softcap c: Float,
+                    gradWeight: Float?) -> (loss: Float, lse: Float) {
+        let m = rowMax(z, v)
+        let zt = z[t]
+        guard let w = gradWeight else {
+            let s = sumExp(z, v, m, store: false)
+            let lse = m + VectorMath.log(s)
+            return (lse - zt, lse)
+        }
+        if c > 0 {
+            let s = sumExp(z, v, m, store: false)
+            let lse = m + VectorMath.log(s)
+            let k = w / s
+            for j in 0..<v {
+                let capped = z[j]
+                var g = VectorMath.exp(capped - m) * k
+                if j == t { g -= w }
+                z[j] = g * (1 - (capped / c) * (capped / c))
+            }
+            return (lse - zt, lse)
+        }
+        let s = sumExp(z, v, m, store: true)
+        let lse = m + VectorMath.log(s)
+        let k = SIMD8<Float>(repeating: w / s)
+        var j = 0
+        while j + 8 <= v {
+            let p = UnsafeMutableRawPointer(z + j)
+            p.storeBytes(of: p.loadUnaligned(as: SIMD8<Float>.self) * k, as: SIMD8<Float>.self)
+            j += 8
+        }
+        while j < v { z[j] *= k[0]; j += 1 }
+        z[t] -= w
+        return (lse - zt, lse)
+    }
+
+    /// Gradient of one row from its logits and saved logsumexp:
+    /// `out = w · (exp(z − lse) − onehot)`.
+    @inline(__always)
+    static func gradientFromLSE(_ z: UnsafePointer<Float>, _ out: UnsafeMutablePointer<Float>, _ v: Int,
+                                target t: Int, lse: Float, weight w: Float) {
+        let l8 = SIMD8<Float>(repeating: lse), w8 = SIMD8<Float>(repeating: w)
+        var j = 0
+        while j + 8 <= v {
+            let e = VectorMath.exp(UnsafeRawPointer(z + j).loadUnaligned(as: SIMD8<Float>.self) - l8)
+            UnsafeMutableRawPointer(out + j).storeBytes(of: e * w8, as: SIMD8<Float>.self)
+            j += 8
+        }
+        while j < v { out[j] = VectorMath.exp(z[j] - lse) * w; j += 1 }
+        out[t] -= w
+    }
+}

@@ -1,0 +1,198 @@
+// FusedLinearCrossEntropy: cross-entropy of h·Wᵀ that never allocates [N, V].
+//
+// Letters: N rows, H hidden, V vocabulary, R rows per chunk.
+// Forward (one pass over row chunks of the non-ignored rows):
+//   Z[R, V]  = h_c · Wᵀ                       (sgemm)
+//   per row:   softcap, logsumexp, loss; Z ← w·(softmax − onehot)·softcap′
+//   dh_c     = Z · W                           (sgemm)
+//   dW      += Zᵀ · h_c                        (sgemm, accumulated in place)
+// When a gradient is wanted the two gradient GEMMs run in forward (3 GEMMs in all,
+// the minimum); the pullback only scales by the upstream gradient. Ignored rows are
+// dropped before the GEMMs (compaction).
+
+import Foundation
+@_spi(Kernels) import Tensors
+
+/// Cross-entropy of `hiddenStates · lmWeightᵀ` against labels, chunked so that no
+/// `[N, V]` logits buffer ever exists (NeMo AutoModel's `FusedLinearCrossEntropy`,
+/// after Apple's cut-cross-entropy).
+///
+/// Memory: besides the gradients themselves (`[N, H]` and `[V, H]`), one chunk of
+/// logits of at most ``chunkBudgetFloats`` floats (32 MiB) — a chunk has
+/// `max(1, chunkBudgetFloats / V)` rows.
+///
+/// Edge cases: as ``MaskedCrossEntropy``; softcapping `c > 0` replaces each logit `z`
+/// by `c·tanh(z/c)`, `c == 0` means none.
+public struct FusedLinearCrossEntropy: FusedLinearLoss {
+    public var ignoreIndex: Int
+    /// Softcap `c` (0 = none).
+    public var logitSoftcapping: Float
+    public var reduction: LossReduction
+
+    /// Floats in one chunk of logits.
+    public static let chunkBudgetFloats = 8 << 20
+
+    /// - Parameters:
+    ///   - ignoreIndex: label that contributes nothing (default −100).
+    ///   - logitSoftcapping: `c` in `c·tanh(z/c)`; 0 (default) disables it.
+    ///   - reduction: default `.sum`.
+    public init(ignoreIndex: Int = -100, logitSoftcapping: Float = 0, reduction: LossReduction = .sum) {
+        self.ignoreIndex = ignoreIndex
+        self.logitSoftcapping = logitSoftcapping
+        self.reduction = reduction
+    }
+
+    /// The loss; gradients flow to `hiddenStates` and `lmWeight`.
+    ///
+    /// - Throws: ``LossError`` when `hiddenStates.shape.dropLast() != labels.shape`, the
+    ///   weight is not `[V, H]`, a label is out of range, or `numLabelTokens` is used
+    ///   with a reduction other than `.sum`.
+    public func callAsFunction(hiddenStates: Tensor, labels: Tensor, lmWeight: Tensor, numLabelTokens: Int? = nil) throws -> Tensor {
+        guard hiddenStates.dtype.isFloatingPoint, lmWeight.dtype.isFloatingPoint else {
+            throw LossError("hidden_states and lm_weight must be floating point, got \(hiddenStates.dtype) and \(lmWeight.dtype)")
+        }
+        guard hiddenStates.rank >= 1, Array(hiddenStates.shape.dropLast()) == labels.shape else {
+            throw LossError("hidden_states shape \(hiddenStates.shape) does not match labels shape \(labels.shape) (expected labels.shape + [H])")
+        }
+        let hDim = hiddenStates.shape.last ?? 0
+        guard lmWeight.rank == 2, lmWeight.shape[1] == hDim else {
+            throw LossError("lm_weight shape \(lmWeight.shape) is not [V, \(hDim)] for hidden_states \(hiddenStates.shape)")
+        }
+        guard logitSoftcapping >= 0, logitSoftcapping.isFinite else {
+            throw LossError("logit_softcapping must be a finite value >= 0, got \(logitSoftcapping)")
+        }
+        let v = lmWeight.shape[0]
+        let targets = try Targets(labels, vocab: v, ignoreIndex: ignoreIndex)
+        let plan = try ReductionPlan(reduction, validCount: targets.validCount, numLabelTokens: numLabelTokens)
+        let problem = FusedProblem(hidden: hiddenStates.float32Values(), weight: lmWeight.float32Values(),
+                                   targets: targets, softcap: logitSoftcapping)
+        let wantsGrad = GradMode.isEnabled && (hiddenStates.requiresGrad || lmWeight.requiresGrad)
+        let shared = lmWeight.gradientAttachment as? SharedWeightGradient
+
+        // Reduction `none` needs per-row upstream weights: compute the loss now and the
+        // gradients in the pullback. Otherwise precompute them with unit upstream.
+        guard wantsGrad, !plan.isZero, reduction != .none else {
+            let rows = problem.run(rowWeights: nil, gradHidden: nil, gradWeight: nil)
+            let out = plan.reduce(rows)
+            guard wantsGrad else { return out }
+            return out.recording([hiddenStates, lmWeight]) { g in
+                let weights = plan.rowWeights(upstream: g, targets: targets)
+                let gh = Tensor.zeros(hiddenStates.shape)
+                let gw = shared == nil ? Tensor.zeros(lmWeight.shape) : nil
+                if !plan.isZero {
+                    _ = problem.run(rowWeights: weights, gradHidden: gh.floatPointer,
+                                    gradWeight: gw?.floatPointer ?? shared?.exactBuffer(), gradWeightScale: 1)
+                }
+                return [gh, gw ?? Tensor.zeros(lmWeight.gradientShape)]
+            }
+        }
+
+        let unit = [Float](repeating: plan.scale, count: targets.classes.count)
+        let gradHidden = Tensor.zeros(hiddenStates.shape)
+        var gradWeight: Tensor? = nil
+        var contribution: SharedWeightGradient.Contribution? = nil
+        if let shared {
+            let hint = shared.scaleHint
+            contribution = shared.add(hint: hint, recompute: { out, scale in
+                _ = problem.run(rowWeights: unit, gradHidden: nil, gradWeight: out, gradWeightScale: scale)
+            })
+            let rows = problem.run(rowWeights: unit, gradHidden: gradHidden.floatPointer,
+                                   gradWeight: hint == 0 ? nil : shared.accumulator(), gradWeightScale: hint)
+            return plan.reduce(rows).recording([hiddenStates, lmWeight]) { g in
+                contribution?.upstream = g.floats[0]
+                return [try gradHidden * g, Tensor.zeros([])]
+            }
+        }
+        gradWeight = Tensor.zeros(lmWeight.shape)
+        let rows = problem.run(rowWeights: unit, gradHidden: gradHidden.floatPointer,
+                               gradWeight: gradWeight?.floatPointer, gradWeightScale: 1)
+        return plan.reduce(rows).recording([hiddenStates, lmWeight]) { g in
+            [try gradHidden * g, try gradWeight.map { try $0 * g }]
+        }
+    }
+
+    public func loss(hiddenStates: Tensor, labels: Tensor, lmWeight: Tensor, numLabelTokens: Int?) throws -> Tensor {
+        try self(hiddenStates: hiddenStates, labels: labels, lmWeight: lmWeight, numLabelTokens: numLabelTokens)
+    }
+}
+
+extension Tensor {
+    /// The shape of the gradient this tensor's node receives (a proxy's differs from its shape).
+    var gradientShape: [Int] { gradientAttachment is SharedWeightGradient ? [] : shape }
+}
+
+/// One fused problem: Float32 hidden rows, weight, targets and softcap.
+struct FusedProblem: @unchecked Sendable {
+    let hidden: Tensor  // [N, H] Float32 (any leading shape)
+    let weight: Tensor  // [V, H] Float32
+    let targets: Targets
+    let softcap: Float
+
+    var n: Int { targets.classes.count }
+    var h: Int { weight.shape[1] }
+    var v: Int { weight.shape[0] }
+
+    /// Runs the chunked loop. Returns the per-row losses (0 at ignored rows).
+    ///
+    /// - Parameters:
+    ///   - rowWeights: when non-nil, the gradient weight of each row; gradients are formed.
+    ///   - gradHidden: `[N, H]`, overwritten at non-ignored rows (others untouched).
+    ///   - gradWeight: `[V, H]`, accumulated: `+= gradWeightScale · Σ`.
+    func run(rowWeights: [Float]?, gradHidden: UnsafeMutablePointer<Float>?,
+             gradWeight: UnsafeMutablePointer<Float>?, gradWeightScale: Float = 1) -> [Float] {
+        let n = n, h = h, v = v
+        var rowLoss = [Float](repeating: 0, count: n)
+        let valid = targets.classes.indices.filter { targets.classes[$0] >= 0 }
+        let nv = valid.count
+        guard nv > 0, v > 0 else { return rowLoss }
+        let compact = nv < n
+        // Compaction: gather the non-ignored rows so the GEMMs skip ignored ones.
+        let packed: ScratchBuffer? = compact ? ScratchBuffer(count: nv * h) : nil
+        let src = hidden.floatPointer, w = UnsafePointer(weight.floatPointer)
+        if let packed {
+            for (i, r) in valid.enumerated() { (packed.pointer + i * h).update(from: src + r * h, count: h) }
+        }
+        let hc = UnsafePointer(packed?.pointer ?? src)
+        let packedGrad: ScratchBuffer? = compact && gradHidden != nil ? ScratchBuffer(count: nv * h) : nil
+        let gh = packedGrad?.pointer ?? gradHidden
+        let chunkRows = Swift.max(1, Swift.min(nv, FusedLinearCrossEntropy.chunkBudgetFloats / v))
+        let logits = ScratchBuffer(count: chunkRows * v)
+        let z = logits.pointer
+        let wantGrad = rowWeights != nil
+        let classes = targets.classes, softcap = softcap
+        rowLoss.withUnsafeMutableBufferPointer { lossOut in
+            let lossBox = UnsafeMutableBufferPointerBox(lossOut)
+            var start = 0
+            while start < nv {
+                let r = Swift.min(chunkRows, nv - start)
+                BLAS.sgemm(transA: false, transB: true, m: r, n: v, k: h, alpha: 1, a: hc + start * h, lda: h,
+                           b: w, ldb: h, beta: 0, c: z, ldc: v)
+                Parallel.forEachBlock(count: r, minimumPerBlock: Swift.max(1, 32768 / v)) { range in
+                    for i in range {
+                        let row = valid[start + i]
+                        let zr = z + i * v
+                        if softcap > 0 { CrossEntropyKernel.softcap(zr, v, softcap) }
+                        let (l, _) = CrossEntropyKernel.row(zr, v, target: Int(classes[row]), softcap: softcap,
+                                                            gradWeight: wantGrad ? rowWeights![row] : nil)
+                        lossBox.base[row] = l
+                    }
+                }
+                if wantGrad {
+                    if let gh {
+                        BLAS.sgemm(transA: false, transB: false, m: r, n: h, k: v, alpha: 1, a: z, lda: v,
+                                   b: w, ldb: h, beta: 0, c: gh + start * h, ldc: h)
+                    }
+                    if let gradWeight {
+                        BLAS.sgemm(transA: true, transB: false, m: v, n: h, k: r, alpha: gradWeightScale, a: z, lda: v,
+                                   b: hc + start * h, ldb: h, beta: 1, c: gradWeight, ldc: h)
+                    }
+                }
+                start += r
+            }
+        }
+        if let packedGrad, let gradHidden {
+            for (i, r) in valid.enumerated() { (gradHidden + r * h).update(from: packedGrad.pointer + i * h, count: h) }
+        }
+        return rowLoss
+    }
+}

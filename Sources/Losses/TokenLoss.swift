@@ -1,0 +1,68 @@
+// The vocabulary of the per-token losses: reductions, errors, and the two
+// protocols `calculateLoss` dispatches on.
+
+import Tensors
+
+/// How per-token losses are combined.
+public enum LossReduction: String, Sendable, CaseIterable {
+    /// Σ over non-ignored rows (divided by `numLabelTokens` when given).
+    case sum
+    /// Mean over non-ignored rows; 0 when there are none.
+    case mean
+    /// The per-row losses `[N]`, 0 at ignored rows.
+    case none
+}
+
+/// Invalid input to a loss. The message names the offending values.
+public struct LossError: Error, Equatable, CustomStringConvertible {
+    /// What went wrong, naming shapes and values.
+    public let message: String
+    /// An error with `message`.
+    public init(_ message: String) { self.message = message }
+    public var description: String { message }
+}
+
+/// A per-token loss (the seed's `loss_fn`): cross-entropy with an ignore index and a reduction.
+public protocol TokenLoss: Sendable {
+    /// Label value that contributes neither loss nor gradient.
+    var ignoreIndex: Int { get }
+    /// How per-row losses are combined.
+    var reduction: LossReduction { get }
+}
+
+/// A loss computed from logits `[..., V]` and labels `[...]`.
+public protocol LogitsLoss: TokenLoss {
+    /// The loss of `logits` against `labels`.
+    ///
+    /// - Parameter numLabelTokens: with `.sum`, divides the loss (0 gives exactly 0
+    ///   with zero gradients); illegal with other reductions.
+    func loss(logits: Tensor, labels: Tensor, numLabelTokens: Int?) throws -> Tensor
+}
+
+/// A loss computed from hidden states `[..., H]` and the LM-head weight `[V, H]`
+/// without materialising the logits.
+public protocol FusedLinearLoss: TokenLoss {
+    /// The loss of `hiddenStates · lmWeightᵀ` against `labels`.
+    func loss(hiddenStates: Tensor, labels: Tensor, lmWeight: Tensor, numLabelTokens: Int?) throws -> Tensor
+}
+
+/// What a loss needs from a model: its LM head.
+public protocol LMHeadProvider {
+    /// The LM-head weight `[V, H]`, or nil when the model has no LM head.
+    var lmHeadWeight: Tensor? { get }
+}
+
+extension LMHeadProvider {
+    /// The head weight, or the SPEC's error when the model has none.
+    public func requireLMHeadWeight() throws -> Tensor {
+        guard let w = lmHeadWeight else { throw LossError("lm_head module not found in model") }
+        return w
+    }
+
+    /// Logits of `hiddenStates` under the model's LM head (`h · Wᵀ`, no bias).
+    ///
+    /// - Throws: ``LossError`` "lm_head module not found in model" when there is no head.
+    public func applyLMHead(_ hiddenStates: Tensor) throws -> Tensor {
+        try Tensor.matmul(hiddenStates, requireLMHeadWeight(), transposeB: true)
+    }
+}
