@@ -58,22 +58,23 @@ enum CrossEntropyKernel {
     }
 
     /// Loss of one row; when `gradWeight` is non-nil, overwrites the row with
-    /// `gradWeight · (softmax − onehot) · softcap′`. Returns (loss, logsumexp).
+    /// `gradWeight · (softmax − onehot) · softcap′`. Returns the loss and the row's
+    /// logsumexp as `max + logSum` (kept apart: z − max is exact, so softmax
+    /// recomputed as exp((z − max) − logSum) stays accurate at |z| ~ 1e4).
     ///
     /// The row must already be softcapped when `softcap > 0`.
     @inline(__always)
     static func row(_ z: UnsafeMutablePointer<Float>, _ v: Int, target t: Int, softcap c: Float,
-                    gradWeight: Float?) -> (loss: Float, lse: Float) {
+                    gradWeight: Float?) -> (loss: Float, max: Float, logSum: Float) {
         let m = rowMax(z, v)
         let zt = z[t]
         guard let w = gradWeight else {
-            let s = sumExp(z, v, m, store: false)
-            let lse = m + VectorMath.log(s)
-            return (lse - zt, lse)
+            let ls = VectorMath.log(sumExp(z, v, m, store: false))
+            return ((m - zt) + ls, m, ls)
         }
         if c > 0 {
             let s = sumExp(z, v, m, store: false)
-            let lse = m + VectorMath.log(s)
+            let ls = VectorMath.log(s)
             let k = w / s
             for j in 0..<v {
                 let capped = z[j]
@@ -81,10 +82,10 @@ enum CrossEntropyKernel {
                 if j == t { g -= w }
                 z[j] = g * (1 - (capped / c) * (capped / c))
             }
-            return (lse - zt, lse)
+            return ((m - zt) + ls, m, ls)
         }
         let s = sumExp(z, v, m, store: true)
-        let lse = m + VectorMath.log(s)
+        let ls = VectorMath.log(s)
         let k = SIMD8<Float>(repeating: w / s)
         var j = 0
         while j + 8 <= v {
@@ -94,22 +95,22 @@ enum CrossEntropyKernel {
         }
         while j < v { z[j] *= k[0]; j += 1 }
         z[t] -= w
-        return (lse - zt, lse)
+        return ((m - zt) + ls, m, ls)
     }
 
-    /// Gradient of one row from its logits and saved logsumexp:
-    /// `out = w · (exp(z − lse) − onehot)`.
+    /// Gradient of one row from its logits and saved logsumexp parts:
+    /// `out = w · (exp((z − max) − logSum) − onehot)`.
     @inline(__always)
     static func gradientFromLSE(_ z: UnsafePointer<Float>, _ out: UnsafeMutablePointer<Float>, _ v: Int,
-                                target t: Int, lse: Float, weight w: Float) {
-        let l8 = SIMD8<Float>(repeating: lse), w8 = SIMD8<Float>(repeating: w)
+                                target t: Int, max m: Float, logSum ls: Float, weight w: Float) {
+        let m8 = SIMD8<Float>(repeating: m), l8 = SIMD8<Float>(repeating: ls), w8 = SIMD8<Float>(repeating: w)
         var j = 0
         while j + 8 <= v {
-            let e = VectorMath.exp(UnsafeRawPointer(z + j).loadUnaligned(as: SIMD8<Float>.self) - l8)
+            let e = VectorMath.exp((UnsafeRawPointer(z + j).loadUnaligned(as: SIMD8<Float>.self) - m8) - l8)
             UnsafeMutableRawPointer(out + j).storeBytes(of: e * w8, as: SIMD8<Float>.self)
             j += 8
         }
-        while j < v { out[j] = VectorMath.exp(z[j] - lse) * w; j += 1 }
+        while j < v { out[j] = VectorMath.exp((z[j] - m) - ls) * w; j += 1 }
         out[t] -= w
     }
 }

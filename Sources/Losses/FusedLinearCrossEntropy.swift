@@ -48,11 +48,11 @@ public struct FusedLinearCrossEntropy: FusedLinearLoss {
     ///   weight is not `[V, H]`, a label is out of range, or `numLabelTokens` is used
     ///   with a reduction other than `.sum`.
     public func callAsFunction(hiddenStates: Tensor, labels: Tensor, lmWeight: Tensor, numLabelTokens: Int? = nil) throws -> Tensor {
-        guard hiddenStates.dtype.isFloatingPoint, lmWeight.dtype.isFloatingPoint else {
-            throw LossError("hidden_states and lm_weight must be floating point, got \(hiddenStates.dtype) and \(lmWeight.dtype)")
-        }
         guard hiddenStates.rank >= 1, Array(hiddenStates.shape.dropLast()) == labels.shape else {
             throw LossError("hidden_states shape \(hiddenStates.shape) does not match labels shape \(labels.shape) (expected labels.shape + [H])")
+        }
+        guard hiddenStates.dtype.isFloatingPoint, lmWeight.dtype.isFloatingPoint else {
+            throw LossError("hidden_states and lm_weight must be floating point, got \(hiddenStates.dtype) and \(lmWeight.dtype)")
         }
         let hDim = hiddenStates.shape.last ?? 0
         guard lmWeight.rank == 2, lmWeight.shape[1] == hDim else {
@@ -172,7 +172,7 @@ struct FusedProblem: @unchecked Sendable {
                         let row = valid[start + i]
                         let zr = z + i * v
                         if softcap > 0 { CrossEntropyKernel.softcap(zr, v, softcap) }
-                        let (l, _) = CrossEntropyKernel.row(zr, v, target: Int(classes[row]), softcap: softcap,
+                        let (l, _, _) = CrossEntropyKernel.row(zr, v, target: Int(classes[row]), softcap: softcap,
                                                             gradWeight: wantGrad ? rowWeights![row] : nil)
                         lossBox.base[row] = l
                     }

@@ -12,11 +12,11 @@ enum LogitsCrossEntropy {
     ///     reduced loss are rounded to this dtype's precision.
     static func loss(logits: Tensor, labels: Tensor, mask: Tensor?, ignoreIndex: Int, reduction: LossReduction,
                      numLabelTokens: Int?, rowsPerBlock: Int, roundRowsTo: DType?) throws -> Tensor {
-        guard logits.dtype.isFloatingPoint else {
-            throw LossError("logits must be floating point, got \(logits.dtype)")
-        }
         guard logits.rank >= 1, Array(logits.shape.dropLast()) == labels.shape else {
             throw LossError("logits shape \(logits.shape) does not match labels shape \(labels.shape) (expected labels.shape + [V])")
+        }
+        guard logits.dtype.isFloatingPoint else {
+            throw LossError("logits must be floating point, got \(logits.dtype)")
         }
         let v = logits.shape.last ?? 0
         let n = labels.count
@@ -24,20 +24,23 @@ enum LogitsCrossEntropy {
         let plan = try ReductionPlan(reduction, validCount: targets.validCount, numLabelTokens: numLabelTokens)
         let source = logits.detached()
         var rowLoss = [Float](repeating: 0, count: n)
-        var lse = [Float](repeating: 0, count: n)
+        var rowMax = [Float](repeating: 0, count: n)
+        var logSum = [Float](repeating: 0, count: n)
         if !plan.isZero && v > 0 {
             rowLoss.withUnsafeMutableBufferPointer { rl in
-                lse.withUnsafeMutableBufferPointer { ls in
+                rowMax.withUnsafeMutableBufferPointer { mx in logSum.withUnsafeMutableBufferPointer { ls in
                     // Blocks write disjoint rows.
                     let rl = UnsafeMutableBufferPointerBox(rl), ls = UnsafeMutableBufferPointerBox(ls)
+                    let mx = UnsafeMutableBufferPointerBox(mx)
                     forEachRowBlock(source, rows: n, v: v, rowsPerBlock: rowsPerBlock) { lo, hi, z in
                         for r in lo..<hi where targets.classes[r] >= 0 {
-                            let (l, s) = CrossEntropyKernel.row(z + (r - lo) * v, v, target: Int(targets.classes[r]), softcap: 0, gradWeight: nil)
+                            let (l, m, s) = CrossEntropyKernel.row(z + (r - lo) * v, v, target: Int(targets.classes[r]), softcap: 0, gradWeight: nil)
                             rl.base[r] = l
+                            mx.base[r] = m
                             ls.base[r] = s
                         }
                     }
-                }
+                } }
             }
         }
         if let dt = roundRowsTo {
@@ -46,7 +49,7 @@ enum LogitsCrossEntropy {
         var out = plan.reduce(rowLoss)
         if let dt = roundRowsTo, out.rank == 0 { out = out.cast(to: dt).cast(to: .float32) }
         let shape = logits.shape
-        let savedLSE = lse
+        let savedMax = rowMax, savedLogSum = logSum
         return out.recording([logits]) { g in
             let weights = plan.rowWeights(upstream: g, targets: targets)
             let grad = Tensor.makeFloat(shape) { gp in
@@ -57,7 +60,7 @@ enum LogitsCrossEntropy {
                             out.update(repeating: 0, count: v)
                         } else {
                             CrossEntropyKernel.gradientFromLSE(z + (r - lo) * v, out, v, target: Int(targets.classes[r]),
-                                                               lse: savedLSE[r], weight: weights[r])
+                                                               max: savedMax[r], logSum: savedLogSum[r], weight: weights[r])
                         }
                     }
                 }

@@ -1,0 +1,141 @@
+// PipelineCausalLMLoss and MTPLossConfig (SPEC §4): the last pipeline stage's
+// loss, which adds the MTP term when the model emits per-depth outputs.
+
+import Losses
+import Tensors
+
+/// A model's output as a record (the seed's `CausalLMOutput` with MTP fields).
+public struct CausalLMOutput {
+    /// Main-head logits `[B, S, V]`.
+    public var logits: Tensor?
+    /// Final hidden states `[B, S, H]` (used by a fused loss).
+    public var hiddenStates: Tensor?
+    /// Per-depth MTP hidden states.
+    public var perDepthHidden: [Tensor]?
+    /// Per-depth MTP logits.
+    public var perDepthLogits: [Tensor]?
+    /// The model's MTP loss coefficient for this output, if it reports one.
+    public var mtpLossScalingFactor: Float?
+
+    public init(logits: Tensor? = nil, hiddenStates: Tensor? = nil, perDepthHidden: [Tensor]? = nil,
+                perDepthLogits: [Tensor]? = nil, mtpLossScalingFactor: Float? = nil) {
+        self.logits = logits
+        self.hiddenStates = hiddenStates
+        self.perDepthHidden = perDepthHidden
+        self.perDepthLogits = perDepthLogits
+        self.mtpLossScalingFactor = mtpLossScalingFactor
+    }
+}
+
+/// What the last pipeline stage hands to its loss.
+public enum PipelineOutput {
+    /// `(first, *rest)`: `first` is logits (logits loss) or final hidden states (fused loss);
+    /// `rest` are the per-depth MTP outputs, optionally followed by this microbatch's
+    /// `seqIdx` as an Int32 `[B, S]` tail.
+    case tuple(first: Tensor, rest: [Tensor])
+    /// A model-output record.
+    case record(CausalLMOutput)
+    /// A bare tensor: hidden states for a fused loss, logits otherwise; no MTP.
+    case tensor(Tensor)
+
+    /// The tuple form from an array of elements (at least one).
+    ///
+    /// - Throws: ``MTPError`` for an empty tuple.
+    public static func tuple(_ elements: [Tensor]) throws -> PipelineOutput {
+        guard let first = elements.first else { throw MTPError("pipeline output tuple is empty") }
+        return .tuple(first: first, rest: Array(elements.dropFirst()))
+    }
+
+    /// Splits a trailing per-microbatch `seqIdx` off a tuple (the seed's
+    /// `_extract_seq_idx_tail`): the last element is the tail exactly when it is an
+    /// Int32 rank-2 tensor — dtype alone discriminates (an Int64 one stays an MTP output).
+    public func extractingSeqIdxTail() -> (seqIdx: Tensor?, output: PipelineOutput) {
+        guard case .tuple(let first, var rest) = self, let last = rest.last,
+              last.dtype == .int32, last.rank == 2 else { return (nil, self) }
+        rest.removeLast()
+        return (last, .tuple(first: first, rest: rest))
+    }
+}
+
+/// The pipeline-schedule loss that adds the MTP auxiliary CE on the last stage
+/// (the seed's `PipelineCausalLMLoss`). Call it once per microbatch.
+public final class PipelineCausalLMLoss {
+    /// The per-token loss of the main path and every depth.
+    public let lossFn: any TokenLoss
+    /// The model (LM head, MTP config, training flag).
+    public let model: any MTPLossModel
+    /// Overrides the model's MTP scaling factor when non-nil.
+    public let scalingFactor: Float?
+    public let ignoreIndex: Int
+    /// Legacy packed-stream fallback: used to build the sequence index when the output
+    /// carries no `seqIdx` tail.
+    public var cuSeqlens: Tensor?
+
+    public init(lossFn: any TokenLoss, model: any MTPLossModel, scalingFactor: Float? = nil, ignoreIndex: Int = -100) {
+        self.lossFn = lossFn
+        self.model = model
+        self.scalingFactor = scalingFactor
+        self.ignoreIndex = ignoreIndex
+    }
+
+    /// The loss of one microbatch: the main loss, plus the MTP term when MTP outputs
+    /// exist and the model is training.
+    ///
+    /// - Parameters:
+    ///   - output: the last stage's output.
+    ///   - labels: `[B, S]` (or `[T]`).
+    /// - Throws: ``MTPError``/``LossError`` for invalid outputs or labels.
+    public func callAsFunction(_ output: PipelineOutput, labels: Tensor) throws -> Tensor {
+        let (tail, stripped) = output.extractingSeqIdxTail()
+        let fused = lossFn is any FusedLinearLoss
+        var main: Tensor
+        var hidden: [Tensor]? = nil, logits: [Tensor]? = nil
+        var modelScale = mtpLossScalingFactor(of: model)
+        switch stripped {
+        case .tuple(let first, let rest):
+            main = first
+            if !rest.isEmpty {
+                if model.mtpOutputsAreLogits { logits = rest } else { hidden = rest }
+            }
+        case .record(let record):
+            guard let m = fused ? record.hiddenStates : record.logits else {
+                throw MTPError("model output has no \(fused ? "hidden_states (needed by FusedLinearCrossEntropy)" : "logits")")
+            }
+            main = m
+            hidden = record.perDepthHidden
+            logits = record.perDepthLogits
+            modelScale = record.mtpLossScalingFactor ?? modelScale
+        case .tensor(let t):
+            main = t
+        }
+
+        // The head weight is fetched once and shared by the main loss and every depth.
+        let weight = fused ? FusedLinearCrossEntropy.sharingWeightGradient(try model.requireLMHeadWeight()) : nil
+        var loss = try calculateLoss(lossFn, logits: fused ? nil : main, hiddenStates: fused ? main : nil,
+                                     labels: labels, model: model, lmWeight: weight)
+        if (hidden != nil || logits != nil) && model.isTraining {
+            let mtp = try calculateMTPLoss(lossFn, perDepthHidden: hidden, perDepthLogits: logits, labels: labels,
+                                           model: model, scalingFactor: scalingFactor ?? modelScale,
+                                           ignoreIndex: ignoreIndex, cuSeqlens: cuSeqlens, seqIdx: tail, lmWeight: weight)
+            loss = try loss + mtp
+        }
+        return loss
+    }
+}
+
+/// Typed configuration of the MTP auxiliary loss (the seed's `MTPLossConfig`).
+/// `scalingFactor == nil` keeps the model's value.
+public struct MTPLossConfig: Sendable, Equatable {
+    public var scalingFactor: Float?
+    public var ignoreIndex: Int
+
+    public init(scalingFactor: Float? = nil, ignoreIndex: Int = -100) {
+        self.scalingFactor = scalingFactor
+        self.ignoreIndex = ignoreIndex
+    }
+
+    /// The pipeline-schedule, MTP-aware loss for `lossFn` and `model`.
+    public func build(lossFn: any TokenLoss, model: any MTPLossModel) -> PipelineCausalLMLoss {
+        PipelineCausalLMLoss(lossFn: lossFn, model: model, scalingFactor: scalingFactor, ignoreIndex: ignoreIndex)
+    }
+}

@@ -1,0 +1,52 @@
+import ArgumentParser
+import Foundation
+import MTP
+import Tensors
+
+/// `mtp loss CASE.safetensors [--grads OUT.safetensors]` (SPEC §6).
+struct LossCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "loss",
+        abstract: "Evaluate one MTP/CE loss call described by a safetensors case file.",
+        discussion: """
+        Prints one JSON object: {"loss": x} (the sum of the rows for reduction none, whose rows \
+        follow as "loss_rows"), plus "per_depth" when return_per_depth is true. With --grads, \
+        writes Float32 grad.<name> for every floating input that received a gradient. \
+        On invalid input: nothing on stdout, "error: …" on stderr, exit code 1.
+        """)
+
+    @Argument(help: "The case file (.safetensors).")
+    var caseFile: String
+
+    @Option(name: .long, help: "Write the gradients to this safetensors file.")
+    var grads: String?
+
+    func run() throws {
+        do {
+            let result = try LossCase(contentsOf: URL(fileURLWithPath: caseFile)).evaluate()
+            if let grads {
+                var named: [String: Tensor] = [:]
+                for (name, g) in result.gradients { named["grad.\(name)"] = g }
+                try SafeTensors.write(named, to: URL(fileURLWithPath: grads))
+            }
+            let rows = result.loss.floats
+            var fields = ["\"loss\": \(jsonNumber(rows.reduce(0) { $0 + Double($1) }))"]
+            if result.loss.rank > 0 { fields.append("\"loss_rows\": [\(rows.map { jsonNumber(Double($0)) }.joined(separator: ", "))]") }
+            if let perDepth = result.perDepth {
+                fields.append("\"per_depth\": [\(perDepth.map { jsonNumber(Double($0)) }.joined(separator: ", "))]")
+            }
+            print("{\(fields.joined(separator: ", "))}")
+        } catch {
+            let message = "\(error)".replacingOccurrences(of: "\n", with: " ")
+            FileHandle.standardError.write(Data("error: \(message)\n".utf8))
+            throw ExitCode(1)
+        }
+    }
+}
+
+/// A JSON number; NaN and infinities are written as Python's json module writes them.
+func jsonNumber(_ x: Double) -> String {
+    if x.isNaN { return "NaN" }
+    if x.isInfinite { return x > 0 ? "Infinity" : "-Infinity" }
+    return "\(x)"
+}
