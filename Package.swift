@@ -9,7 +9,9 @@ let package = Package(
     products: [
         .library(name: "Tensors", targets: ["Tensors"]),
         .library(name: "Losses", targets: ["Losses"]),
+        .library(name: "NN", targets: ["NN"]),
         .library(name: "MTP", targets: ["MTP"]),
+        .library(name: "Training", targets: ["Training"]),
         .executable(name: "mtp", targets: ["mtp"]),
     ],
     dependencies: [
@@ -30,13 +32,15 @@ let package = Package(
         ),
 
         .target(name: "Losses", dependencies: ["Tensors"]),
-        .target(name: "MTP", dependencies: ["Tensors", "Losses"]),
+        .target(name: "NN", dependencies: ["Tensors"]),
+        .target(name: "MTP", dependencies: ["Tensors", "Losses", "NN"]),
+        .target(name: "Training", dependencies: ["Tensors", "Losses", "NN", "MTP"]),
 
         // MARK: Command-line tool
         .executableTarget(
             name: "mtp",
             dependencies: [
-                "Tensors", "Losses", "MTP",
+                "Tensors", "Losses", "NN", "MTP", "Training",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -45,7 +49,9 @@ let package = Package(
         .target(name: "TestSupport", dependencies: ["Tensors"], path: "Tests/TestSupport"),
         .testTarget(name: "TensorsTests", dependencies: ["Tensors", "TestSupport"]),
         .testTarget(name: "LossesTests", dependencies: ["Losses", "TestSupport"]),
+        .testTarget(name: "NNTests", dependencies: ["NN", "TestSupport"]),
         .testTarget(name: "MTPTests", dependencies: ["MTP", "Losses", "TestSupport"]),
+        .testTarget(name: "TrainingTests", dependencies: ["Training", "MTP", "NN", "TestSupport"]),
     ],
     swiftLanguageModes: [.v6]
 )

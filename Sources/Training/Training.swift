@@ -1,0 +1,3 @@
+// Training: corpus and packing, the MTP model, AdamW, the trainer, checkpoints, plots.
+
+import Tensors

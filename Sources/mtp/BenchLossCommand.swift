@@ -1,0 +1,149 @@
+import ArgumentParser
+import Foundation
+import Losses
+import MTP
+import Tensors
+
+/// `mtp bench loss`: forward + backward of the main loss plus `calculateMTPLoss` over D
+/// depths, all sharing one LM-head weight, against the sgemm roofline of the same shapes.
+struct BenchLossCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "loss",
+        abstract: "Time main + MTP loss (forward + backward) against the cblas_sgemm roofline.",
+        discussion: """
+        Useful FLOPs count 6·N·H·V·(D+1): the logits GEMM and the two gradient GEMMs of every head \
+        evaluation. The roofline runs those three GEMMs at full size with cblas_sgemm in the same \
+        process. peak_bytes is the allocation meter's peak during the measured forward+backward minus \
+        the live bytes just before it (inputs excluded, gradients included); rss_growth_bytes is the \
+        growth of the process's peak RSS over the same span (Linux).
+        """)
+
+    @Option(help: "Token rows N.") var tokens = 4096
+    @Option(help: "Hidden size H.") var hidden = 1024
+    @Option(help: "Vocabulary size V.") var vocab = 32000
+    @Option(help: "MTP depths D.") var depths = 2
+    @Option(help: "fused, masked or chunked.") var loss = "fused"
+    @Option(help: "Measured repeats (>= 3) after one warm-up.") var repeats = 3
+    @Option(help: "Random seed of the inputs.") var seed: UInt64 = 0
+    @Flag(help: "Print one JSON object as the last line.") var json = false
+
+    func validate() throws {
+        guard tokens > 0, hidden > 0, vocab > 0, depths >= 0 else {
+            throw ValidationError("sizes must be positive (tokens \(tokens), hidden \(hidden), vocab \(vocab), depths \(depths))")
+        }
+        guard repeats >= 3 else { throw ValidationError("--repeats must be at least 3, got \(repeats)") }
+        guard ["fused", "masked", "chunked"].contains(loss) else {
+            throw ValidationError("--loss must be fused, masked or chunked, got '\(loss)'")
+        }
+    }
+
+    func run() throws {
+        let n = tokens, h = hidden, v = vocab, d = depths
+        var rng = SplitMix64(seed: seed)
+        let weight = Tensor.normal([v, h], std: 0.02, generator: &rng).requiringGrad()
+        let mainHidden = Tensor.normal([n, h], generator: &rng).requiringGrad()
+        let depthHidden = (0..<d).map { _ in Tensor.normal([n, h], generator: &rng).requiringGrad() }
+        let labels = Tensor((0..<n).map { _ in Int64(rng.next() % UInt64(v)) })
+        let lossFn: any TokenLoss = switch loss {
+        case "masked": MaskedCrossEntropy()
+        case "chunked": try ChunkedCrossEntropy()
+        default: FusedLinearCrossEntropy()
+        }
+        let model = LossModel(lmHeadWeight: weight)
+
+        func step() throws {
+            for t in [weight, mainHidden] + depthHidden { t.zeroGrad() }
+            let total: Tensor
+            if lossFn is FusedLinearCrossEntropy {
+                let shared = FusedLinearCrossEntropy.sharingWeightGradient(weight)
+                let main = try calculateLoss(lossFn, hiddenStates: mainHidden, labels: labels, lmWeight: shared, numLabelTokens: n)
+                total = d == 0 ? main : try main + calculateMTPLoss(lossFn, perDepthHidden: depthHidden, labels: labels,
+                                                                   model: model, numLabelTokens: n, lmWeight: shared)
+            } else {
+                let logits = try Tensor.matmul(mainHidden, weight, transposeB: true)
+                let main = try calculateLoss(lossFn, logits: logits, labels: labels, numLabelTokens: n)
+                total = d == 0 ? main : try main + calculateMTPLoss(lossFn, perDepthHidden: depthHidden, labels: labels,
+                                                                   model: model, numLabelTokens: n)
+            }
+            try total.backward()
+        }
+
+        try step()  // warm-up
+        var times: [Double] = []
+        var peak = 0, rssGrowth = 0
+        for r in 0..<repeats {
+            for t in [weight, mainHidden] + depthHidden { t.zeroGrad() }
+            let rssBefore = ProcessMemory.resetPeakAndReadRSS()
+            let start = DispatchTime.now()
+            let (_, p) = try AllocationMeter.measure { try step() }
+            times.append(Double(DispatchTime.now().uptimeNanoseconds - start.uptimeNanoseconds) / 1e9)
+            peak = Swift.max(peak, p)
+            if let before = rssBefore, let after = ProcessMemory.peakRSS() { rssGrowth = Swift.max(rssGrowth, after - before) }
+            FileHandle.standardError.write(Data("\rrepeat \(r + 1)/\(repeats): \(String(format: "%.3f", times.last!)) s".utf8))
+        }
+        FileHandle.standardError.write(Data("\n".utf8))
+        for t in [weight, mainHidden] + depthHidden { t.zeroGrad() }
+
+        let sgemm = Roofline.measure(n: n, h: h, v: v, repeats: repeats)
+        let sorted = times.sorted()
+        let median = sorted[sorted.count / 2], best = sorted[0]
+        let flops = 6.0 * Double(n) * Double(h) * Double(v) * Double(d + 1)
+        let gflops = flops / median / 1e9
+        let ratio = gflops / sgemm
+        print("mtp bench loss  loss=\(loss) N=\(n) H=\(h) V=\(v) D=\(d) repeats=\(repeats) cores=\(Parallel.width)")
+        print(String(format: "  time       median %.3f s   min %.3f s", median, best))
+        print(String(format: "  useful     %.1f GFLOP/s  (6·N·H·V·(D+1) = %.1f GFLOP)", gflops, flops / 1e9))
+        print(String(format: "  sgemm      %.1f GFLOP/s  (same shapes, same run)", sgemm))
+        print(String(format: "  roofline   %.3f", ratio))
+        print(String(format: "  peak_bytes %.1f MB (logits alone would be %.1f MB)", Double(peak) / 1e6,
+                     Double(n) * Double(v) * 4 * Double(d + 1) / 1e6))
+        print(String(format: "  rss_growth %.1f MB", Double(rssGrowth) / 1e6))
+        if json {
+            print("{\"seconds\": \(median), \"seconds_min\": \(best), \"gflops\": \(gflops), \"sgemm_gflops\": \(sgemm), "
+                + "\"roofline_ratio\": \(ratio), \"peak_bytes\": \(peak), \"rss_growth_bytes\": \(rssGrowth)}")
+        }
+    }
+}
+
+/// The sgemm roofline: the three GEMMs of one head evaluation at full size.
+enum Roofline {
+    /// Median GFLOP/s of `Z = h·Wᵀ`, `dh = Z·W`, `dW = Zᵀ·h` over `repeats` runs.
+    static func measure(n: Int, h: Int, v: Int, repeats: Int) -> Double {
+        let a = ScratchBuffer(count: n * h), w = ScratchBuffer(count: v * h), z = ScratchBuffer(count: n * v)
+        let gh = ScratchBuffer(count: n * h), gw = ScratchBuffer(count: v * h)
+        var rng = SplitMix64(seed: 7)
+        for i in 0..<(n * h) { a.pointer[i] = rng.nextUniform() - 0.5 }
+        for i in 0..<(v * h) { w.pointer[i] = rng.nextUniform() - 0.5 }
+        func once() -> Double {
+            let start = DispatchTime.now()
+            BLAS.sgemm(transA: false, transB: true, m: n, n: v, k: h, alpha: 1, a: a.pointer, lda: h, b: w.pointer, ldb: h, beta: 0, c: z.pointer, ldc: v)
+            BLAS.sgemm(transA: false, transB: false, m: n, n: h, k: v, alpha: 1, a: z.pointer, lda: v, b: w.pointer, ldb: h, beta: 0, c: gh.pointer, ldc: h)
+            BLAS.sgemm(transA: true, transB: false, m: v, n: h, k: n, alpha: 1, a: z.pointer, lda: v, b: a.pointer, ldb: h, beta: 0, c: gw.pointer, ldc: h)
+            return Double(DispatchTime.now().uptimeNanoseconds - start.uptimeNanoseconds) / 1e9
+        }
+        _ = once()
+        let times = (0..<repeats).map { _ in once() }.sorted()
+        return 6.0 * Double(n) * Double(h) * Double(v) / times[times.count / 2] / 1e9
+    }
+}
+
+/// Peak resident set size of this process (Linux /proc; nil elsewhere).
+enum ProcessMemory {
+    /// Resets the kernel's peak-RSS mark (clear_refs 5) and returns the current RSS.
+    static func resetPeakAndReadRSS() -> Int? {
+        try? "5".write(toFile: "/proc/self/clear_refs", atomically: false, encoding: .utf8)
+        return field("VmRSS")
+    }
+
+    /// The peak RSS since the last reset.
+    static func peakRSS() -> Int? { field("VmHWM") }
+
+    private static func field(_ name: String) -> Int? {
+        guard let s = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8) else { return nil }
+        for line in s.split(separator: "\n") where line.hasPrefix(name + ":") {
+            let kb = line.split(separator: " ").compactMap { Int($0) }.first
+            return kb.map { $0 * 1024 }
+        }
+        return nil
+    }
+}
