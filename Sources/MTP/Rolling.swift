@@ -8,13 +8,15 @@ import Tensors
 ///
 /// `shifts == 0` or an empty dim returns the tensor unchanged. Differentiable.
 ///
-/// - Throws: ``TensorError`` for a `dim` out of range.
+/// - Throws: ``MTPError`` for a `dim` out of range.
 public func rollTensor(_ tensor: Tensor, shifts: Int = -1, dim: Int = -1) throws -> Tensor {
     let axis = try normalizedDim(dim, rank: tensor.rank)
     let n = tensor.shape[axis]
     if shifts == 0 || n == 0 { return tensor }
-    let rolled = try tensor.rolled(shifts: shifts, axis: axis)
-    let k = Swift.min(Swift.abs(shifts), n)
+    // Clamp |shifts| to n before rolling: beyond that everything is zero-filled anyway,
+    // and `abs`/negation of Int.min would trap.
+    let k = Int(Swift.min(shifts.magnitude, UInt(n)))
+    let rolled = try tensor.rolled(shifts: shifts < 0 ? -k : k, axis: axis)
     let wrapped = shifts < 0 ? Array((n - k)..<n) : Array(0..<k)
     return try rolled.indexFilled(axis: axis, index: Tensor(wrapped.map { Int64($0) }), value: 0)
 }
@@ -62,7 +64,7 @@ public func shiftPackedTensor(_ tensor: Tensor, depth: Int, seqIdx: Tensor? = ni
     var keepFlags = [Bool](repeating: false, count: bsz * len)
     let ids = seqIdx?.int64s
     for i in 0..<bsz {
-        for t in 0..<len where t + depth < len {
+        for t in 0..<len where depth < len - t {  // t + depth < len, without overflow
             keepFlags[i * len + t] = ids.map { $0[i * len + t + depth] == $0[i * len + t] } ?? true
         }
     }
