@@ -127,6 +127,18 @@ public func calculateMTPLoss(_ lossFn: any TokenLoss, perDepthHidden: [Tensor]? 
     return MTPLossOutput(loss: total * Double(scalingFactor) / Double(depths), perDepthLosses: depthLosses)
 }
 
+/// The labels MTP depth `depth` (0-based) trains on: `labels` rolled left `depth + 1`
+/// times, with the last `min(depth + 1, S)` positions and every position whose target
+/// lies in another sub-sequence (per `seqIdx`, shaped like `labels`) set to `ignoreIndex`.
+/// Exactly what ``calculateMTPLoss(_:perDepthHidden:perDepthLogits:perDepthTargets:labels:model:scalingFactor:numLabelTokens:ignoreIndex:cuSeqlens:seqIdx:lmWeight:)`` uses.
+public func mtpDepthLabels(_ labels: Tensor, depth: Int, seqIdx: Tensor? = nil, ignoreIndex: Int = -100) throws -> Tensor {
+    guard depth >= 0 else { throw MTPError("depth must be >= 0, got \(depth)") }
+    let sequence = try resolvedSequenceIndex(labels: labels, seqIdx: seqIdx, cuSeqlens: nil)
+    var rolled = labels
+    for _ in 0...depth { rolled = try rollTensor(rolled, shifts: -1, dim: -1) }
+    return try maskedDepthLabels(rolled, depth: depth, seqLen: labels.shape[labels.rank - 1], sequence: sequence, ignoreIndex: ignoreIndex)
+}
+
 /// Depth-k labels: the last min(k+1, S) positions and cross-sequence rolls ignored.
 func maskedDepthLabels(_ rolled: Tensor, depth k: Int, seqLen: Int, sequence: Tensor?, ignoreIndex: Int) throws -> Tensor {
     let tail = Swift.min(k + 1, seqLen)

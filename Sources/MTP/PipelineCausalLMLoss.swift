@@ -70,6 +70,9 @@ public final class PipelineCausalLMLoss {
     /// Legacy packed-stream fallback: used to build the sequence index when the output
     /// carries no `seqIdx` tail.
     public var cuSeqlens: Tensor?
+    /// The values of the last call's parts, for logging: the main loss and the unscaled
+    /// per-depth MTP losses (empty when no MTP term was added).
+    public private(set) var lastComponents: (main: Float, perDepth: [Float]) = (0, [])
 
     public init(lossFn: any TokenLoss, model: any MTPLossModel, scalingFactor: Float? = nil, ignoreIndex: Int = -100) {
         self.lossFn = lossFn
@@ -113,11 +116,14 @@ public final class PipelineCausalLMLoss {
         let weight = fused ? FusedLinearCrossEntropy.sharingWeightGradient(try model.requireLMHeadWeight()) : nil
         var loss = try calculateLoss(lossFn, logits: fused ? nil : main, hiddenStates: fused ? main : nil,
                                      labels: labels, model: model, lmWeight: weight)
+        lastComponents = (loss.sum().floats[0], [])
         if (hidden != nil || logits != nil) && model.isTraining {
             let mtp = try calculateMTPLoss(lossFn, perDepthHidden: hidden, perDepthLogits: logits, labels: labels,
                                            model: model, scalingFactor: scalingFactor ?? modelScale,
-                                           ignoreIndex: ignoreIndex, cuSeqlens: cuSeqlens, seqIdx: tail, lmWeight: weight)
-            loss = try loss + mtp
+                                           ignoreIndex: ignoreIndex, cuSeqlens: cuSeqlens, seqIdx: tail, lmWeight: weight,
+                                           returnPerDepth: true)
+            lastComponents.perDepth = mtp.perDepthLosses.map { $0.sum().floats[0] }
+            loss = try loss + mtp.loss
         }
         return loss
     }
