@@ -15,18 +15,19 @@ struct Targets {
         guard labels.dtype == .int64 || labels.dtype == .int32 else {
             throw LossError("labels must be int64 or int32, got \(labels.dtype)")
         }
-        var keep: [Int64]? = nil
+        var keep: [Bool]? = nil
         if let mask {
             guard mask.shape == labels.shape else {
                 throw LossError("mask shape \(mask.shape) does not match labels shape \(labels.shape)")
             }
-            keep = mask.int64s
+            // Only an exact 0 drops a label (`mask == 0`): a fractional or NaN entry keeps it.
+            keep = mask.dtype.isFloatingPoint ? mask.floats.map { $0 != 0 } : mask.int64s.map { $0 != 0 }
         }
         let values = labels.int64s
         var classes = [Int32](repeating: -1, count: values.count)
         var valid = 0
         for (i, v) in values.enumerated() {
-            if v == Int64(ignoreIndex) || keep?[i] == 0 { continue }
+            if v == Int64(ignoreIndex) || keep?[i] == false { continue }
             guard v >= 0, v < Int64(vocab) else {
                 throw LossError("label \(v) at flat position \(i) is outside [0, \(vocab)) and is not ignore_index \(ignoreIndex)")
             }
