@@ -80,7 +80,7 @@ extension Tensor {
     ///
     /// - Throws: ``TensorError/shapeMismatch(_:)`` when the shapes do not broadcast to `shape`.
     public func expanded(to shape: [Int]) throws -> Tensor {
-        guard try broadcastShape(self.shape, shape) == shape else {
+        guard shape.allSatisfy({ $0 >= 0 }), try broadcastShape(self.shape, shape) == shape else {
             throw TensorError.shapeMismatch("cannot expand \(self.shape) to \(shape)")
         }
         if shape == self.shape { return self }

@@ -82,6 +82,13 @@ extension Tensor {
             : (integral && other.dtype != .bool ? other.dtype : (integral ? .int64 : .float32))
         return full([], value: value, dtype: dt)
     }
+
+    /// The scalar operand of an arithmetic op: like ``scalarOperand(_:like:)``, except that
+    /// with a half-type tensor it stays Float32 (the caller rounds the result once), as
+    /// torch computes `half_tensor * 0.3` with the scalar in Float32, not rounded to the half type.
+    static func arithmeticScalar(_ value: Double, like other: Tensor) -> Tensor {
+        other.dtype == .float16 || other.dtype == .bfloat16 ? full([], value: value, dtype: .float32) : scalarOperand(value, like: other)
+    }
 }
 
 // MARK: - Unary ops
@@ -155,8 +162,9 @@ extension Tensor {
         return y.recording([self]) { g in [try g * p * x.float32Values().mapFloats { Foundation.pow($0, p - 1) }] }
     }
 
-    /// |x| (gradient sign(x), 0 at 0).
+    /// |x| (gradient sign(x), 0 at 0). Integers stay integers (|Int64.min| wraps to itself, as in torch).
     public func abs() -> Tensor {
+        if !dtype.isFloatingPoint { return Tensor.orUnchanged(self) { try Tensor.maximum(self, -self) } }
         let y = mapFloats { Swift.abs($0) }
         let x = self
         return y.recording([self]) { g in [try g * x.float32Values().mapFloats { $0 > 0 ? 1 : ($0 < 0 ? -1 : 0) }] }
@@ -220,15 +228,16 @@ extension Tensor {
         try -maximum(-a, -b)
     }
 
-    // Scalars on either side never change the tensor's dtype class.
-    public static func + (a: Tensor, s: Double) -> Tensor { orUnchanged(a) { try a + scalarOperand(s, like: a) } }
-    public static func - (a: Tensor, s: Double) -> Tensor { orUnchanged(a) { try a - scalarOperand(s, like: a) } }
-    public static func * (a: Tensor, s: Double) -> Tensor { orUnchanged(a) { try a * scalarOperand(s, like: a) } }
-    public static func / (a: Tensor, s: Double) -> Tensor { orUnchanged(a) { try a / scalarOperand(s, like: a) } }
-    public static func + (s: Double, a: Tensor) -> Tensor { orUnchanged(a) { try scalarOperand(s, like: a) + a } }
-    public static func - (s: Double, a: Tensor) -> Tensor { orUnchanged(a) { try scalarOperand(s, like: a) - a } }
-    public static func * (s: Double, a: Tensor) -> Tensor { orUnchanged(a) { try scalarOperand(s, like: a) * a } }
-    public static func / (s: Double, a: Tensor) -> Tensor { orUnchanged(a) { try scalarOperand(s, like: a) / a } }
+    // Scalars on either side never change the tensor's dtype class; a half-type result is
+    // computed against the Float32 scalar and rounded once.
+    public static func + (a: Tensor, s: Double) -> Tensor { orUnchanged(a) { try (a + arithmeticScalar(s, like: a)).rounded(to: a.dtype) } }
+    public static func - (a: Tensor, s: Double) -> Tensor { orUnchanged(a) { try (a - arithmeticScalar(s, like: a)).rounded(to: a.dtype) } }
+    public static func * (a: Tensor, s: Double) -> Tensor { orUnchanged(a) { try (a * arithmeticScalar(s, like: a)).rounded(to: a.dtype) } }
+    public static func / (a: Tensor, s: Double) -> Tensor { orUnchanged(a) { try (a / arithmeticScalar(s, like: a)).rounded(to: a.dtype) } }
+    public static func + (s: Double, a: Tensor) -> Tensor { orUnchanged(a) { try (arithmeticScalar(s, like: a) + a).rounded(to: a.dtype) } }
+    public static func - (s: Double, a: Tensor) -> Tensor { orUnchanged(a) { try (arithmeticScalar(s, like: a) - a).rounded(to: a.dtype) } }
+    public static func * (s: Double, a: Tensor) -> Tensor { orUnchanged(a) { try (arithmeticScalar(s, like: a) * a).rounded(to: a.dtype) } }
+    public static func / (s: Double, a: Tensor) -> Tensor { orUnchanged(a) { try (arithmeticScalar(s, like: a) / a).rounded(to: a.dtype) } }
     @_disfavoredOverload public static func + (a: Tensor, s: Float) -> Tensor { a + Double(s) }
     @_disfavoredOverload public static func - (a: Tensor, s: Float) -> Tensor { a - Double(s) }
     @_disfavoredOverload public static func * (a: Tensor, s: Float) -> Tensor { a * Double(s) }

@@ -52,15 +52,25 @@ extension Tensor {
             throw TensorError.shapeMismatch("scatterAdded: index \(index.shape), source \(source.shape), input \(shape) along axis \(axis)")
         }
         let idx = try index.validatedIndices(extent: shape[ax], op: "scatterAdded")
+        let inStrides = contiguousStrides(shape), srcStrides = contiguousStrides(source.shape)
+        if !dtype.isFloatingPoint {
+            // Integers accumulate in Int64 so that values beyond 2²⁴ stay exact.
+            let acc = cast(to: .int64).copiedStorage(), src = source.cast(to: .int64)
+            forEachIndex(index.shape) { flat, coords in
+                var off = 0, soff = 0
+                for d in 0..<rank { off += (d == ax ? idx[flat] : coords[d]) * inStrides[d]; soff += coords[d] * srcStrides[d] }
+                acc.int64Pointer[off] &+= src.int64Pointer[soff]
+            }
+            return acc.cast(to: dtype)
+        }
         let acc = float32Values().copiedStorage()
         let src = source.float32Values()
-        let inStrides = contiguousStrides(shape), srcStrides = contiguousStrides(source.shape)
         forEachIndex(index.shape) { flat, coords in
             var off = 0, soff = 0
             for d in 0..<rank { off += (d == ax ? idx[flat] : coords[d]) * inStrides[d]; soff += coords[d] * srcStrides[d] }
             acc.floatPointer[off] += src.floatPointer[soff]
         }
-        let result = dtype.isFloatingPoint ? acc.rounded(to: dtype) : acc.cast(to: dtype)
+        let result = acc.rounded(to: dtype)
         let srcShape = source.shape
         return result.recording([self, source]) { g in
             let gs = try g.gathered(axis: ax, index: index)
@@ -109,7 +119,8 @@ extension Tensor {
         if s == 0 { return self }
         let rolledValue = try Tensor.concatenated(
             [detached().sliced(axis: ax, (n - s)..<n), detached().sliced(axis: ax, 0..<(n - s))], axis: ax)
-        return rolledValue.recording([self]) { g in [try g.rolled(shifts: -shifts, axis: ax)] }
+        // n − s, not −shifts: negating Int.min would trap.
+        return rolledValue.recording([self]) { g in [try g.rolled(shifts: n - s, axis: ax)] }
     }
 
     /// For each of `values`, the insertion index into this sorted 1-D sequence

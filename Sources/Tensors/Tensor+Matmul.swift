@@ -13,8 +13,9 @@ extension Tensor {
         guard a.rank >= 1, b.rank >= 1 else {
             throw TensorError.shapeMismatch("matmul needs rank >= 1 operands, got \(a.shape) and \(b.shape)")
         }
-        if a.rank == 1 { return try matmul(a.unsqueezed(axis: 0), b, transposeA: false, transposeB: transposeB).squeezed(axis: -2) }
+        // b first: for vector · vector the inner call then squeezes [1, 1] → [1] and this one → [].
         if b.rank == 1 { return try matmul(a, b.unsqueezed(axis: -1), transposeA: transposeA, transposeB: false).squeezed(axis: -1) }
+        if a.rank == 1 { return try matmul(a.unsqueezed(axis: 0), b, transposeA: false, transposeB: transposeB).squeezed(axis: -2) }
         let (ar, ac) = (a.shape[a.rank - 2], a.shape[a.rank - 1])
         let (br, bc) = (b.shape[b.rank - 2], b.shape[b.rank - 1])
         let (m, k) = transposeA ? (ac, ar) : (ar, ac)

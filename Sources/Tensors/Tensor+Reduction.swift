@@ -36,8 +36,8 @@ extension Tensor {
     ///
     /// - Throws: ``TensorError/invalidArgument(_:)`` for an axis out of range.
     public func sum(axis: Int, keepDims: Bool = false) throws -> Tensor {
+        let ax = try normalizedAxis(axis, rank: rank, op: "sum", scalarAllowed: true)
         if rank == 0 { return self }
-        let ax = try normalizedAxis(axis, rank: rank, op: "sum")
         let inShape = shape
         if !dtype.isFloatingPoint {
             let (outer, n, inner) = splitAround(ax)
@@ -70,7 +70,7 @@ extension Tensor {
 
     /// Mean over `axis` (integers are averaged as Float32).
     public func mean(axis: Int, keepDims: Bool = false) throws -> Tensor {
-        let ax = try normalizedAxis(axis, rank: rank, op: "mean")
+        let ax = try normalizedAxis(axis, rank: rank, op: "mean", scalarAllowed: true)
         let n = rank == 0 ? 1 : shape[ax]
         let s = try (dtype.isFloatingPoint ? self : cast(to: .float32)).sum(axis: ax, keepDims: keepDims)
         return s / Double(n)
@@ -88,7 +88,8 @@ extension Tensor {
     ///
     /// - Throws: ``TensorError/invalidArgument(_:)`` for a bad axis or an empty axis.
     public func max(axis: Int, keepDims: Bool = false) throws -> Tensor {
-        let ax = try normalizedAxis(axis, rank: rank, op: "max")
+        let ax = try normalizedAxis(axis, rank: rank, op: "max", scalarAllowed: true)
+        if rank == 0 { return self }
         let idx = try argmax(axis: ax, keepDims: true)
         return try gathered(axis: ax, index: idx).reshaped(reducedShape(ax, keepDims: keepDims))
     }
@@ -102,8 +103,8 @@ extension Tensor {
     ///
     /// - Throws: ``TensorError/invalidArgument(_:)`` for a bad axis or an empty axis.
     public func argmax(axis: Int, keepDims: Bool = false) throws -> Tensor {
+        let ax = try normalizedAxis(axis, rank: rank, op: "argmax", scalarAllowed: true)
         if rank == 0 { return Tensor.zeros([], dtype: .int64) }
-        let ax = try normalizedAxis(axis, rank: rank, op: "argmax")
         guard shape[ax] > 0 else { throw TensorError.invalidArgument("argmax over an empty axis \(axis) of shape \(shape)") }
         let (outer, n, inner) = splitAround(ax)
         let x = dtype.isFloatingPoint ? float32Values() : cast(to: .float32)
@@ -142,12 +143,15 @@ extension Tensor {
     /// log Σ exp(x) along `axis`, stable at ±inf and large magnitudes
     /// (an all −inf row gives −inf; a +inf entry gives +inf).
     public func logsumexp(axis: Int, keepDims: Bool = false) throws -> Tensor {
-        let ax = try normalizedAxis(axis, rank: rank, op: "logsumexp")
+        let ax = try normalizedAxis(axis, rank: rank, op: "logsumexp", scalarAllowed: true)
+        if rank == 0 { return try reshaped([1]).logsumexp(axis: 0) }
         let y = reduceFloats(axis: ax, keepDims: keepDims) { p, n, st in
-            var m = -Float.infinity
-            for k in 0..<n { m = Swift.max(m, p[k * st]) }
-            if m.isInfinite { return n == 0 ? -.infinity : m }
-            if m.isNaN { return .nan }
+            // Swift.max skips a NaN, so look for one explicitly: a NaN anywhere gives NaN,
+            // even beside ±inf (torch's rule).
+            var m = -Float.infinity, sawNaN = false
+            for k in 0..<n { let v = p[k * st]; sawNaN = sawNaN || v.isNaN; m = Swift.max(m, v) }
+            if sawNaN { return .nan }
+            if m.isInfinite { return m }
             var s: Float = 0
             for k in 0..<n { s += VectorMath.exp(p[k * st] - m) }
             return m + VectorMath.log(s)
@@ -162,7 +166,8 @@ extension Tensor {
 
     /// softmax along `axis`: exp(x − logsumexp(x)).
     public func softmax(axis: Int) throws -> Tensor {
-        let ax = try normalizedAxis(axis, rank: rank, op: "softmax")
+        let ax = try normalizedAxis(axis, rank: rank, op: "softmax", scalarAllowed: true)
+        if rank == 0 { return try reshaped([1]).softmax(axis: 0).reshaped([]) }
         let ls = try logSoftmax(axis: ax).detached().float32Values()
         let y = ls.exp().rounded(to: floatResultDType)
         let yf = y.float32Values()
@@ -174,7 +179,8 @@ extension Tensor {
 
     /// log-softmax along `axis`: x − logsumexp(x).
     public func logSoftmax(axis: Int) throws -> Tensor {
-        let ax = try normalizedAxis(axis, rank: rank, op: "logSoftmax")
+        let ax = try normalizedAxis(axis, rank: rank, op: "logSoftmax", scalarAllowed: true)
+        if rank == 0 { return try reshaped([1]).logSoftmax(axis: 0).reshaped([]) }
         let x = float32Values()
         let lse = try x.logsumexp(axis: ax, keepDims: true)
         let y = try (x - lse).rounded(to: floatResultDType)

@@ -83,6 +83,17 @@ extension Float {
     }
 }
 
+extension Double {
+    /// Double → Int64 conversion that never traps: NaN gives 0, out-of-range saturates.
+    @inlinable
+    static func int64(_ x: Double) -> Int64 {
+        if x.isNaN { return 0 }
+        if x >= 0x1p63 { return .max }
+        if x <= -0x1p63 { return .min }
+        return Int64(x.rounded(.towardZero))
+    }
+}
+
 /// An n-dimensional array with a runtime element type and reverse-mode autograd.
 ///
 /// Tensors are values: copies share storage until one of them is written
@@ -178,9 +189,9 @@ public struct Tensor: @unchecked Sendable {
             let bits = dtype == .float16 ? float16Bits(Float(value)) : bfloat16Bits(Float(value))
             raw.bindMemory(to: UInt16.self, capacity: n).update(repeating: bits, count: n)
         case .int32:
-            raw.bindMemory(to: Int32.self, capacity: n).update(repeating: Int32(clamping: Int64(value)), count: n)
+            raw.bindMemory(to: Int32.self, capacity: n).update(repeating: Int32(clamping: Double.int64(value)), count: n)
         case .int64:
-            raw.bindMemory(to: Int64.self, capacity: n).update(repeating: Int64(value), count: n)
+            raw.bindMemory(to: Int64.self, capacity: n).update(repeating: Double.int64(value), count: n)
         case .bool:
             raw.bindMemory(to: UInt8.self, capacity: n).update(repeating: value != 0 ? 1 : 0, count: n)
         }

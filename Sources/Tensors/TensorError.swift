@@ -18,9 +18,14 @@ public enum TensorError: Error, Equatable, CustomStringConvertible {
 }
 
 /// Normalises a possibly negative axis for a tensor of rank `rank`.
-func normalizedAxis(_ axis: Int, rank: Int, op: String) throws -> Int {
-    let a = axis < 0 ? axis + rank : axis
-    guard a >= 0, a < max(rank, 1) || (rank == 0 && a == 0) else {
+///
+/// A rank-0 tensor has no axis to index, so every axis is out of range for it,
+/// unless `scalarAllowed` (reductions, which like torch accept 0 and −1 on a
+/// scalar and treat it as one element).
+func normalizedAxis(_ axis: Int, rank: Int, op: String, scalarAllowed: Bool = false) throws -> Int {
+    let r = scalarAllowed ? max(rank, 1) : rank
+    let a = axis < 0 ? axis + r : axis
+    guard a >= 0, a < r else {
         throw TensorError.invalidArgument("\(op): axis \(axis) is out of range for rank \(rank)")
     }
     return a
