@@ -24,7 +24,8 @@ enum CrossEntropyKernel {
         var m8 = SIMD8<Float>(repeating: -.infinity)
         var j = 0
         while j + 8 <= v {
-            m8 = pointwiseMax(m8, UnsafeRawPointer(z + j).loadUnaligned(as: SIMD8<Float>.self))
+            let x = UnsafeRawPointer(z + j).loadUnaligned(as: SIMD8<Float>.self)
+            m8.replace(with: x, where: x .> m8)  // not pointwiseMax: its generic form is a scalar loop
             j += 8
         }
         var m = m8.max()

@@ -100,20 +100,27 @@ public struct FusedLinearCrossEntropy: FusedLinearLoss {
                                    gradWeight: hint == 0 ? nil : shared.accumulator(), gradWeightScale: hint)
             return plan.reduce(rows).recording([hiddenStates, lmWeight]) { g in
                 contribution?.upstream = g.floats[0]
-                return [try gradHidden * g, Tensor.zeros([])]
+                return [try scaled(gradHidden, by: g), Tensor.zeros([])]
             }
         }
         gradWeight = Tensor.zeros(lmWeight.shape)
         let rows = problem.run(rowWeights: unit, gradHidden: gradHidden.floatPointer,
                                gradWeight: gradWeight?.floatPointer, gradWeightScale: 1)
         return plan.reduce(rows).recording([hiddenStates, lmWeight]) { g in
-            [try gradHidden * g, try gradWeight.map { try $0 * g }]
+            [try scaled(gradHidden, by: g), try gradWeight.map { try scaled($0, by: g) }]
         }
     }
 
     public func loss(hiddenStates: Tensor, labels: Tensor, lmWeight: Tensor, numLabelTokens: Int?) throws -> Tensor {
         try self(hiddenStates: hiddenStates, labels: labels, lmWeight: lmWeight, numLabelTokens: numLabelTokens)
     }
+}
+
+/// `gradient · g` for a scalar upstream `g`; the same tensor when g is 1, so backward
+/// does not hold a second copy of a large gradient.
+func scaled(_ gradient: Tensor, by g: Tensor) throws -> Tensor {
+    if g.count == 1, g.floats[0] == 1 { return gradient }
+    return try gradient * g
 }
 
 extension Tensor {

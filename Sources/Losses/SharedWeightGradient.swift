@@ -52,8 +52,9 @@ final class SharedWeightGradient: @unchecked Sendable {
         return c
     }
 
-    /// The weight gradient for the upstreams recorded in this backward pass.
-    func assemble() -> Tensor {
+    /// The weight gradient for the upstreams recorded in this backward pass, plus
+    /// `direct`: a full-shape gradient that ordinary ops on the shared weight sent.
+    func assemble(direct: Tensor? = nil) throws -> Tensor {
         let haveBuffer = !consumed
         let lead = contributions.first { $0.hint != 0 && $0.upstream != 0 }
         let alpha: Float = haveBuffer ? (lead.map { $0.upstream / $0.hint } ?? 0) : 0
@@ -82,6 +83,7 @@ final class SharedWeightGradient: @unchecked Sendable {
             for i in 0..<e.count { p[i] += q[i] }
             exact = nil
         }
+        if let direct { result = try result + direct }
         return result
     }
 }
@@ -97,7 +99,11 @@ extension FusedLinearCrossEntropy {
     public static func sharingWeightGradient(_ weight: Tensor) -> Tensor {
         if weight.gradientAttachment is SharedWeightGradient { return weight }
         let shared = SharedWeightGradient(shape: weight.shape)
-        return weight.gradientProxy(gradientShape: [], attachment: shared) { _ in shared.assemble() }
+        // Fused calls send a scalar placeholder; ordinary ops on the proxy (a matmul for a
+        // logits loss, say) send full-shape gradients, which the engine sums with it.
+        return weight.gradientProxy(gradientShape: [], attachment: shared) { g in
+            try shared.assemble(direct: g.count > 1 || g.shape == weight.shape ? g : nil)
+        }
     }
 
     /// Runs `body` with fused losses on a shared `weight` expecting an upstream gradient of

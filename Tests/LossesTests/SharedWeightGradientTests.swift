@@ -129,6 +129,21 @@ final class SharedWeightGradientTests: XCTestCase {
         assertClose(w.grad, try separateWeightGradient([.sum, .sum, .sum], [1, 1, 0]), rtol: 1e-5, atol: 1e-5, "d0 then main")
     }
 
+    func testOrdinaryOpsOnTheSharedWeightAddTheirGradient() throws {
+        // A fused loss and a plain matmul on the same shared weight: W.grad is the sum.
+        let w = weight.requiringGrad()
+        let shared = FusedLinearCrossEntropy.sharingWeightGradient(w)
+        let fused = try FusedLinearCrossEntropy()(hiddenStates: hiddens[0], labels: labelTensor(labelSets[0], [n]), lmWeight: shared)
+        let plain = try Tensor.matmul(hiddens[1], shared, transposeB: true).sum()
+        try (fused + plain).backward()
+        let expected = try separateWeightGradient([.sum, .sum, .sum], [1, 0, 0])
+        // d(Σ h₁·Wᵀ)/dW = column sums of h₁ broadcast over V rows.
+        let h1 = hiddens[1].floats
+        var want = expected
+        for r in 0..<v { for c in 0..<h { for i in 0..<n { want[r * h + c] += Double(h1[i * h + c]) } } }
+        assertClose(w.grad, want, rtol: 1e-4, atol: 1e-5, "fused + matmul on one shared weight")
+    }
+
     func testSharingIsIdempotentAndInertWithoutGradients() throws {
         let w = weight.requiringGrad()
         let shared = FusedLinearCrossEntropy.sharingWeightGradient(w)
