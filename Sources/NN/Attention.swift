@@ -1,0 +1,120 @@
+// Multi-head causal self-attention with rotary positions and a document mask
+// (Llama / DeepSeek-V3 dense-attention parameter names).
+//
+// Legend: B batch, S sequence, H hidden size, n heads, d = H / n.
+// The projections give [B, S, H] = [B, S, n, d]; rotary embedding and the fused
+// attention kernel read that layout through strides, so no head transpose is copied.
+
+@_spi(Kernels) import Tensors
+
+/// Multi-head causal self-attention.
+///
+/// Parameter names: `q_proj.weight`, `k_proj.weight`, `v_proj.weight`, `o_proj.weight`
+/// (each `[H, H]`, no bias).
+public final class Attention: Layer {
+    /// Query projection `q_proj`.
+    public let qProj: Linear
+    /// Key projection `k_proj`.
+    public let kProj: Linear
+    /// Value projection `v_proj`.
+    public let vProj: Linear
+    /// Output projection `o_proj`.
+    public let oProj: Linear
+    /// The rotary embedding of queries and keys.
+    public let rotary: RotaryEmbedding
+    /// The hidden size H.
+    public let hiddenSize: Int
+    /// The number of heads n.
+    public let heads: Int
+    /// d = H / n.
+    public var headDimension: Int { hiddenSize / heads }
+
+    /// An attention layer with projections drawn from `generator` (q, k, v, o in that order).
+    ///
+    /// - Parameters:
+    ///   - hiddenSize: H, divisible by `heads` with an even quotient.
+    ///   - heads: the number of heads.
+    ///   - ropeBase: the rotary frequency base.
+    ///   - std: the standard deviation of the projections' normal initialisation.
+    ///   - generator: the seeded source of the initial weights.
+    /// - Throws: ``Tensors/TensorError/invalidArgument(_:)`` when the sizes do not fit.
+    public init(hiddenSize: Int, heads: Int, ropeBase: Double = 10_000, std: Float = 0.02,
+                generator: inout SplitMix64) throws {
+        guard hiddenSize > 0, heads > 0, hiddenSize % heads == 0 else {
+            throw TensorError.invalidArgument("Attention: hidden size \(hiddenSize) is not a positive multiple of \(heads) heads")
+        }
+        rotary = try RotaryEmbedding(headDimension: hiddenSize / heads, base: ropeBase)
+        self.hiddenSize = hiddenSize
+        self.heads = heads
+        qProj = Linear(inFeatures: hiddenSize, outFeatures: hiddenSize, std: std, generator: &generator)
+        kProj = Linear(inFeatures: hiddenSize, outFeatures: hiddenSize, std: std, generator: &generator)
+        vProj = Linear(inFeatures: hiddenSize, outFeatures: hiddenSize, std: std, generator: &generator)
+        oProj = Linear(inFeatures: hiddenSize, outFeatures: hiddenSize, std: std, generator: &generator)
+    }
+
+    public func namedParameters() -> [(name: String, parameter: Parameter)] {
+        qProj.namedParameters(prefix: "q_proj") + kProj.namedParameters(prefix: "k_proj")
+            + vProj.namedParameters(prefix: "v_proj") + oProj.namedParameters(prefix: "o_proj")
+    }
+
+    /// Attention of every token to the earlier tokens of its own document (itself included).
+    ///
+    /// - Parameters:
+    ///   - x: `[B, S, H]`.
+    ///   - positions: integer position ids `[B, S]` (or `[1, S]`) for the rotary embedding.
+    ///   - seqIdx: integer document ids `[B, S]` (or `[1, S]`); nil means one document per row.
+    ///   - cache: when given, the new tokens `x` follow the cached ones: their keys and values
+    ///     are appended, and each new query sees the cached and new keys of its document up to
+    ///     itself. `positions` are then the new tokens' absolute positions, and a nil
+    ///     `seqIdx` means document id 0. Inference only.
+    /// - Returns: `[B, S, H]`.
+    /// - Throws: ``Tensors/TensorError`` for mismatched shapes or dtypes, or a cache used
+    ///   while gradients are recorded (wrap generation in `withoutGrad`).
+    public func callAsFunction(_ x: Tensor, positions: Tensor, seqIdx: Tensor? = nil, cache: KVCache? = nil) throws -> Tensor {
+        guard x.rank == 3, x.shape[2] == hiddenSize else {
+            throw TensorError.shapeMismatch("Attention(H: \(hiddenSize)) needs [B, S, \(hiddenSize)], got \(x.shape)")
+        }
+        let (b, s, d) = (x.shape[0], x.shape[1], headDimension)
+        let table = try RotaryTable(rotary, positions: positions, batch: b, length: s)
+        let documents = try seqIdx.map { try DocumentIDs($0, batch: b, length: s) }
+        let layout = HeadLayout.tokensFirst(heads: heads, length: s, dimension: d)
+        if let cache {
+            guard !GradMode.isEnabled else {
+                throw TensorError.invalidArgument("Attention with a KVCache is inference-only: call it inside withoutGrad")
+            }
+            return try oProj(cached(x, table: table, documents: documents, layout: layout, cache: cache))
+        }
+        let q = table.apply(try qProj(x), layout: layout)
+        let k = table.apply(try kProj(x), layout: layout)
+        let v = try vProj(x)
+        let o = AttentionKernel.selfAttention(q, k, v, layout: layout,
+                                              shape: AttentionShape(batch: b, heads: heads, queries: s, keys: s, dimension: d),
+                                              documents: documents)
+        return try oProj(o)
+    }
+
+    /// The attention output `[B, S, H]` of new tokens against the cache (after appending them).
+    private func cached(_ x: Tensor, table: RotaryTable, documents: DocumentIDs?, layout: HeadLayout,
+                        cache: KVCache) throws -> Tensor {
+        let (b, s, d) = (x.shape[0], x.shape[1], headDimension)
+        let q = table.apply(try qProj(x), layout: layout).float32Values()
+        let k = table.apply(try kProj(x), layout: layout)
+        let v = try vProj(x)
+        var ids = [Int64](repeating: 0, count: b * s)
+        if let documents {
+            for row in 0..<b {
+                for t in 0..<s { ids[row * s + t] = documents.ids[row * documents.batchStride + t] }
+            }
+        }
+        try cache.append(keys: k, values: v, documentIDs: ids)
+        let keyLayout = cache.layout(heads: heads)
+        let shape = AttentionShape(batch: b, heads: heads, queries: s, keys: cache.length, dimension: d)
+        let probabilities = ScratchBuffer(count: shape.pairs * s * cache.length)
+        return Tensor.makeFloat([b, s, hiddenSize]) { out in
+            AttentionKernel.forward(q: q.floatPointer, layout, k: cache.keys.pointer, keyLayout,
+                                    v: cache.values.pointer, keyLayout, out: out, layout, probabilities: probabilities.pointer, shape: shape,
+                                    queryDocuments: DocumentIDs(ids: ids, batchStride: s),
+                                    keyDocuments: DocumentIDs(ids: cache.documents, batchStride: cache.capacity))
+        }
+    }
+}
