@@ -1,0 +1,142 @@
+// The model side of MTP (SPEC §5): D sequential depths, each fusing the previous
+// depth's hidden state with the embedding of the next token.
+//
+// Per depth k (0-based), at position t:
+//   ids_k    = ids rolled left k+1 times (zero-filled), so ids_k[t] = token t+k+1
+//   pos_k    = positions rolled likewise
+//   x        = eh_proj(concat(enorm(embed(ids_k)), hnorm(h_{k-1})))     [B, S, H]
+//   h_k      = blocks_k(x, pos_k, seqIdx)            (h_{-1}: the main final-norm output)
+//   output_k = final_layernorm(h_k)                  (fed to the shared LM head)
+
+import NN
+import Tensors
+
+/// One MTP depth's fusion and blocks (the first sublayer owns enorm/hnorm/eh_proj,
+/// the last owns final_layernorm).
+public final class MTPDepth: Layer {
+    /// RMSNorm of the token embedding.
+    public let enorm: RMSNorm
+    /// RMSNorm of the previous depth's hidden state.
+    public let hnorm: RMSNorm
+    /// Projection `[2H] → [H]` of the concatenation.
+    public let ehProj: Linear
+    /// The depth's decoder blocks (one per pattern character).
+    public let blocks: [DecoderBlock]
+    /// Norm applied to the depth's output before the LM head.
+    public let finalLayernorm: RMSNorm
+
+    init(hiddenSize: Int, heads: Int, intermediateSize: Int, blockCount: Int, generator: inout SplitMix64) throws {
+        enorm = RMSNorm(dimension: hiddenSize)
+        hnorm = RMSNorm(dimension: hiddenSize)
+        ehProj = Linear(inFeatures: 2 * hiddenSize, outFeatures: hiddenSize, generator: &generator)
+        var made: [DecoderBlock] = []
+        for _ in 0..<blockCount {
+            made.append(try DecoderBlock(hiddenSize: hiddenSize, heads: heads, intermediateSize: intermediateSize, generator: &generator))
+        }
+        blocks = made
+        finalLayernorm = RMSNorm(dimension: hiddenSize)
+    }
+
+    /// Names relative to the depth's sublayers: sublayer i is `i`, so the first holds
+    /// `0.enorm.weight`, `0.hnorm.weight`, `0.eh_proj.weight`, and the last
+    /// `{n-1}.final_layernorm.weight`; every sublayer holds its block's keys.
+    public func namedParameters() -> [(name: String, parameter: Parameter)] {
+        var out = enorm.namedParameters(prefix: "0.enorm") + hnorm.namedParameters(prefix: "0.hnorm")
+            + ehProj.namedParameters(prefix: "0.eh_proj")
+        for (i, b) in blocks.enumerated() { out += b.namedParameters(prefix: "\(i)") }
+        out += finalLayernorm.namedParameters(prefix: "\(blocks.count - 1).final_layernorm")
+        return out
+    }
+}
+
+/// How the MTP module receives its per-depth inputs (SPEC §5).
+public enum MTPInput {
+    /// Token ids `[B, S]`, rolled here, embedded with `embed`.
+    case tokenIDs(Tensor, embed: (Tensor) throws -> Tensor)
+    /// Per-depth ids already shifted by the caller (context parallelism), embedded with `embed`.
+    case shiftedIDs([Tensor], embed: (Tensor) throws -> Tensor)
+    /// Per-depth embeddings computed elsewhere (the last pipeline stage).
+    case embeddings([Tensor])
+}
+
+/// The MTP head stack of a DeepSeek-V3-style model (SPEC §5).
+public final class MTPModule: Layer {
+    /// The configuration (depths, pattern, loss scaling).
+    public let config: MTPConfig
+    /// Physical depths (one when `useRepeatedLayer`).
+    public let depths: [MTPDepth]
+
+    /// - Throws: ``MTPError`` when the config is disabled, ``TensorError`` for bad sizes.
+    public init(config: MTPConfig, hiddenSize: Int, heads: Int, intermediateSize: Int, generator: inout SplitMix64) throws {
+        guard config.isEnabled else {
+            throw MTPError("MTPModule needs numLayers > 0 and a non-empty layerPattern, got \(config.numLayers) and '\(config.layerPattern)'")
+        }
+        self.config = config
+        var made: [MTPDepth] = []
+        for _ in 0..<config.numPhysicalDepths {
+            made.append(try MTPDepth(hiddenSize: hiddenSize, heads: heads, intermediateSize: intermediateSize,
+                                     blockCount: config.patternLength, generator: &generator))
+        }
+        depths = made
+    }
+
+    /// Sublayer `d · patternLength + i` of depth d is named `layers.{that}`.
+    public func namedParameters() -> [(name: String, parameter: Parameter)] {
+        var out: [(name: String, parameter: Parameter)] = []
+        for (d, depth) in depths.enumerated() {
+            for (name, p) in depth.namedParameters() {
+                let dot = name.firstIndex(of: ".")!
+                let sub = Int(name[..<dot])! + d * config.patternLength
+                out.append((name: "layers.\(sub)" + name[dot...], parameter: p))
+            }
+        }
+        return out
+    }
+
+    /// The per-depth outputs `[h_0 … h_{D-1}]` (after each depth's final_layernorm).
+    ///
+    /// - Parameters:
+    ///   - hidden: the main model's final-norm output `[B, S, H]`.
+    ///   - input: ids to roll and embed, pre-shifted ids, or pre-computed embeddings.
+    ///   - positions: position ids `[B, S]` (rolled per depth like the ids).
+    ///   - seqIdx: the document index `[B, S]` for the attention mask.
+    ///   - caches: optional KV caches, one per depth and block (generation).
+    /// - Throws: ``MTPError`` when the per-depth inputs do not number D.
+    public func callAsFunction(hidden: Tensor, input: MTPInput, positions: Tensor, seqIdx: Tensor?,
+                               caches: [[KVCache]]? = nil) throws -> [Tensor] {
+        let d = config.numLayers
+        switch input {
+        case .shiftedIDs(let ids, _) where ids.count != d:
+            throw MTPError("expected \(d) per-depth shifted ids, got \(ids.count)")
+        case .embeddings(let e) where e.count != d:
+            throw MTPError("expected \(d) per-depth embeddings, got \(e.count)")
+        default: break
+        }
+        var outputs: [Tensor] = []
+        var previous = hidden
+        var ids: Tensor? = nil
+        if case .tokenIDs(let t, _) = input { ids = t }
+        var pos = positions
+        for k in 0..<d {
+            pos = try rollTensor(pos, shifts: -1, dim: -1)
+            let embedded: Tensor
+            switch input {
+            case .tokenIDs(_, let embed):
+                ids = try rollTensor(ids!, shifts: -1, dim: -1)
+                embedded = try embed(ids!)
+            case .shiftedIDs(let all, let embed):
+                embedded = try embed(all[k])
+            case .embeddings(let all):
+                embedded = all[k]
+            }
+            let depth = depths[config.useRepeatedLayer ? 0 : k]
+            var x = try depth.ehProj(Tensor.concatenated([depth.enorm(embedded), depth.hnorm(previous)], axis: -1))
+            for (i, block) in depth.blocks.enumerated() {
+                x = try block(x, positions: pos, seqIdx: seqIdx, cache: caches?[k][i])
+            }
+            previous = x
+            outputs.append(try depth.finalLayernorm(x))
+        }
+        return outputs
+    }
+}

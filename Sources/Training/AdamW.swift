@@ -1,0 +1,133 @@
+// AdamW (Loshchilov & Hutter): Adam moments with bias correction and weight decay
+// decoupled from the gradient, plus global-norm gradient clipping and the
+// warm-up + cosine learning-rate schedule.
+//
+//   m ← β₁m + (1−β₁)g        v ← β₂v + (1−β₂)g²
+//   θ ← θ − lr·(m̂ / (√v̂ + ε) + λθ)      m̂ = m/(1−β₁ᵗ), v̂ = v/(1−β₂ᵗ)
+// Weight decay applies to matrices only (norm weights and biases are not decayed,
+// as in GPT-2/llm.c and most LLM recipes).
+
+import Foundation
+@_spi(Kernels) import Tensors
+import NN
+
+/// AdamW over named parameters, with state that round-trips through a checkpoint.
+public final class AdamW {
+    public var beta1: Float = 0.9
+    public var beta2: Float = 0.95
+    public var epsilon: Float = 1e-8
+    public var weightDecay: Float
+    /// Updates taken so far (t of the bias correction).
+    public private(set) var step = 0
+    private let parameters: [(name: String, parameter: Parameter)]
+    private var m: [[Float]]
+    private var v: [[Float]]
+
+    public init(parameters: [(name: String, parameter: Parameter)], weightDecay: Float = 0.1) {
+        self.parameters = parameters
+        self.weightDecay = weightDecay
+        m = parameters.map { [Float](repeating: 0, count: $0.parameter.value.count) }
+        v = m
+    }
+
+    /// √(Σ g²) over every parameter's gradient (missing gradients count as 0).
+    public func gradientNorm() -> Float {
+        var s = 0.0
+        for (_, p) in parameters {
+            guard let g = p.grad?.float32Values() else { continue }
+            let gp = g.floatPointer
+            var local: Float = 0
+            for i in 0..<g.count { local += gp[i] * gp[i] }
+            s += Double(local)
+        }
+        return Float(s.squareRoot())
+    }
+
+    /// One update with learning rate `lr`, gradients scaled by `gradientScale`
+    /// (clipping), then every gradient is cleared.
+    public func update(learningRate lr: Float, gradientScale: Float = 1) {
+        step += 1
+        let c1 = 1 - Foundation.pow(beta1, Float(step)), c2 = 1 - Foundation.pow(beta2, Float(step))
+        withoutGrad {
+            for (i, (_, p)) in parameters.enumerated() {
+                let decay = p.value.rank >= 2 ? weightDecay : 0
+                let theta = p.value.float32Values()
+                let n = theta.count
+                let grad = p.grad?.float32Values()
+                let updated = Tensor.makeFloat(theta.shape) { out in
+                    let tp = theta.floatPointer
+                    let gp = grad?.floatPointer
+                    m[i].withUnsafeMutableBufferPointer { mp in
+                        v[i].withUnsafeMutableBufferPointer { vp in
+                            for j in 0..<n {
+                                let g = (gp?[j] ?? 0) * gradientScale
+                                mp[j] = beta1 * mp[j] + (1 - beta1) * g
+                                vp[j] = beta2 * vp[j] + (1 - beta2) * g * g
+                                let mh = mp[j] / c1, vh = vp[j] / c2
+                                out[j] = tp[j] - lr * (mh / (vh.squareRoot() + epsilon) + decay * tp[j])
+                            }
+                        }
+                    }
+                }
+                p.value = updated.cast(to: p.value.dtype)
+            }
+        }
+    }
+
+    /// The optimizer state as tensors (`optimizer.exp_avg.<name>`, `optimizer.exp_avg_sq.<name>`).
+    public func stateTensors() throws -> [String: Tensor] {
+        var out: [String: Tensor] = [:]
+        for (i, (name, p)) in parameters.enumerated() {
+            out["optimizer.exp_avg.\(name)"] = try Tensor(m[i], shape: p.shape)
+            out["optimizer.exp_avg_sq.\(name)"] = try Tensor(v[i], shape: p.shape)
+        }
+        return out
+    }
+
+    /// Restores state written by ``stateTensors()`` and the step count.
+    ///
+    /// - Throws: ``TrainingError`` naming a missing or mis-shaped tensor.
+    public func load(stateTensors tensors: [String: Tensor], step: Int) throws {
+        var newM = m, newV = v
+        for (i, (name, p)) in parameters.enumerated() {
+            for (key, isFirst) in [("optimizer.exp_avg.\(name)", true), ("optimizer.exp_avg_sq.\(name)", false)] {
+                guard let t = tensors[key] else { throw TrainingError("checkpoint has no '\(key)'") }
+                guard t.shape == p.shape else { throw TrainingError("checkpoint '\(key)' has shape \(t.shape), expected \(p.shape)") }
+                if isFirst { newM[i] = t.floats } else { newV[i] = t.floats }
+            }
+        }
+        m = newM
+        v = newV
+        self.step = step
+    }
+}
+
+/// Linear warm-up to the peak rate, then cosine decay to `minimumRatio · peak`.
+public struct LearningRateSchedule: Sendable, Equatable {
+    public var peak: Float
+    public var warmupSteps: Int
+    public var totalSteps: Int
+    public var minimumRatio: Float
+
+    public init(peak: Float, warmupSteps: Int, totalSteps: Int, minimumRatio: Float = 0.1) {
+        self.peak = peak
+        self.warmupSteps = warmupSteps
+        self.totalSteps = totalSteps
+        self.minimumRatio = minimumRatio
+    }
+
+    /// The rate for 0-based step `step`.
+    public func rate(at step: Int) -> Float {
+        if step < warmupSteps { return peak * Float(step + 1) / Float(warmupSteps) }
+        let span = Swift.max(1, totalSteps - warmupSteps)
+        let progress = Swift.min(1, Float(step - warmupSteps) / Float(span))
+        let cosine = 0.5 * (1 + Foundation.cos(Float.pi * progress))
+        return peak * (minimumRatio + (1 - minimumRatio) * cosine)
+    }
+}
+
+/// The factor that brings a gradient of global norm `norm` down to `maxNorm` (1 when within).
+public func clippingScale(norm: Float, maxNorm: Float) -> Float {
+    guard maxNorm > 0, norm.isFinite, norm > maxNorm else { return 1 }
+    return maxNorm / (norm + 1e-6)
+}

@@ -1,0 +1,235 @@
+// The training loop: packed batches → CausalLM → PipelineCausalLMLoss (built by
+// MTPLossConfig, the seed's path) → backward → clipped AdamW, with periodic
+// held-out evaluation and bit-exact checkpoint/resume.
+
+import Foundation
+import Losses
+import MTP
+import NN
+@_spi(Kernels) import Tensors
+
+/// Everything that defines a run (stored in checkpoints, so `--resume` continues it).
+public struct TrainingOptions: Codable, Equatable, Sendable {
+    public var model: ModelConfig
+    public var steps = 400
+    public var batchSize = 16
+    public var sequenceLength = 64
+    public var learningRate: Float = 3e-3
+    public var warmupSteps = 30
+    public var weightDecay: Float = 0.05
+    public var gradientClip: Float = 1.0
+    public var gradientAccumulation = 1
+    /// `fused`, `masked` or `chunked`.
+    public var loss = "fused"
+    public var evalEvery = 50
+    public var heldOutFraction = 0.1
+    public var seed: UInt64 = 0
+
+    public init(model: ModelConfig) { self.model = model }
+
+    /// Throws naming the first option out of range.
+    public func validate() throws {
+        try model.validate()
+        for (name, v) in [("steps", steps), ("batch size", batchSize), ("sequence length", sequenceLength),
+                          ("gradient accumulation", gradientAccumulation), ("eval interval", evalEvery)] where v <= 0 {
+            throw TrainingError("\(name) must be positive, got \(v)")
+        }
+        guard warmupSteps >= 0 else { throw TrainingError("warm-up steps must be >= 0, got \(warmupSteps)") }
+        guard learningRate > 0, learningRate.isFinite else { throw TrainingError("learning rate must be positive, got \(learningRate)") }
+        guard ["fused", "masked", "chunked"].contains(loss) else { throw TrainingError("loss must be fused, masked or chunked, got '\(loss)'") }
+        guard heldOutFraction > 0, heldOutFraction < 1 else {
+            throw TrainingError("held-out fraction must be in (0, 1), got \(heldOutFraction)")
+        }
+    }
+
+    /// The per-token loss the run trains with (mean over each loss's targets).
+    public func lossFunction() throws -> any TokenLoss {
+        switch loss {
+        case "masked": return MaskedCrossEntropy(reduction: .mean)
+        case "chunked": return try ChunkedCrossEntropy(reduction: .mean)
+        default: return FusedLinearCrossEntropy(reduction: .mean)
+        }
+    }
+}
+
+/// Held-out cross-entropy and top-1 accuracy, main head and each MTP depth.
+public struct Evaluation: Codable, Equatable, Sendable {
+    public var step: Int
+    public var mainLoss: Double
+    public var depthLosses: [Double]
+    public var mainAccuracy: Double
+    public var depthAccuracies: [Double]
+}
+
+/// One logged training step.
+public struct StepRecord: Codable, Equatable, Sendable {
+    public var step: Int
+    public var mainLoss: Float
+    public var depthLosses: [Float]
+    public var learningRate: Float
+    public var gradientNorm: Float
+}
+
+/// Runs training over train/held-out document sets.
+public final class Trainer {
+    public let options: TrainingOptions
+    public let model: CausalLM
+    public let optimizer: AdamW
+    public let schedule: LearningRateSchedule
+    /// Steps completed.
+    public private(set) var step = 0
+    public private(set) var history: [StepRecord] = []
+    public private(set) var evaluations: [Evaluation] = []
+    private let packer: Packer
+    private let train: [[Int32]]
+    private let heldOutBatches: [Batch]
+    private let loss: PipelineCausalLMLoss
+    private var epochBatches: (epoch: Int, batches: [Batch])?
+
+    /// - Throws: ``TrainingError`` for invalid options or data.
+    public init(options: TrainingOptions, train: [[Int32]], heldOut: [[Int32]]) throws {
+        try options.validate()
+        guard !train.isEmpty else { throw TrainingError("no training documents") }
+        guard !heldOut.isEmpty else { throw TrainingError("no held-out documents") }
+        self.options = options
+        model = try CausalLM(config: options.model, seed: options.seed)
+        model.emitsLogits = options.loss != "fused"
+        optimizer = AdamW(parameters: model.namedParameters(), weightDecay: options.weightDecay)
+        schedule = LearningRateSchedule(peak: options.learningRate, warmupSteps: options.warmupSteps, totalSteps: options.steps)
+        packer = try Packer(sequenceLength: options.sequenceLength, batchSize: options.batchSize,
+                            vocabularySize: options.model.vocabularySize)
+        self.train = train
+        heldOutBatches = try packer.batches(from: heldOut)
+        loss = MTPLossConfig().build(lossFn: try options.lossFunction(), model: model)
+    }
+
+    /// The batch of micro-step `micro` of step `step`: a pure function of the seed and
+    /// the step, so a resumed run sees the same data.
+    func batch(step: Int, micro: Int) throws -> Batch {
+        let k = step * options.gradientAccumulation + micro
+        if epochBatches == nil || k / epochBatches!.batches.count != epochBatches!.epoch {
+            let perEpoch = try epochBatches?.batches.count ?? packer.batches(from: train, seed: options.seed, dropLast: true).count
+            let epoch = k / Swift.max(perEpoch, 1)
+            let batches = try packer.batches(from: train, seed: options.seed &+ UInt64(epoch) &* 0x9E37_79B9, dropLast: true)
+            guard !batches.isEmpty else {
+                throw TrainingError("the training documents fill fewer than one batch of \(options.batchSize) rows")
+            }
+            epochBatches = (epoch, batches)
+        }
+        let b = epochBatches!.batches
+        return b[k % b.count]
+    }
+
+    /// One optimizer step (with gradient accumulation). Returns its record.
+    @discardableResult
+    public func trainStep() throws -> StepRecord {
+        model.isTraining = true
+        var main: Float = 0
+        var depths = [Float](repeating: 0, count: options.model.mtpDepths)
+        let accum = options.gradientAccumulation
+        for micro in 0..<accum {
+            let b = try batch(step: step, micro: micro)
+            let out = try model(b.inputIds, positions: b.positions, seqIdx: b.seqIdx)
+            let l = try loss(out, labels: b.labels)
+            try (accum == 1 ? l : l / Double(accum)).backward()
+            main += loss.lastComponents.main / Float(accum)
+            for (k, d) in loss.lastComponents.perDepth.enumerated() { depths[k] += d / Float(accum) }
+        }
+        let norm = optimizer.gradientNorm()
+        let lr = schedule.rate(at: step)
+        optimizer.update(learningRate: lr, gradientScale: clippingScale(norm: norm, maxNorm: options.gradientClip))
+        let record = StepRecord(step: step + 1, mainLoss: main, depthLosses: depths, learningRate: lr, gradientNorm: norm)
+        history.append(record)
+        step += 1
+        return record
+    }
+
+    /// Held-out main and per-depth cross-entropy (nats per target) and top-1 accuracy.
+    public func evaluate() throws -> Evaluation {
+        model.isTraining = false
+        defer { model.isTraining = true }
+        let d = options.model.mtpDepths
+        var ce = [Double](repeating: 0, count: d + 1), hits = ce, counts = ce
+        try withoutGrad {
+            for b in heldOutBatches {
+                let hidden = try model.trunk(b.inputIds, positions: b.positions, seqIdx: b.seqIdx)
+                var heads = [hidden]
+                if let mtp = model.mtp {
+                    heads += try mtp(hidden: hidden, input: .tokenIDs(b.inputIds, embed: { try self.model.embedTokens($0) }),
+                                     positions: b.positions, seqIdx: b.seqIdx)
+                }
+                for (k, h) in heads.enumerated() {
+                    let labels = k == 0 ? b.labels : try mtpDepthLabels(b.labels, depth: k - 1, seqIdx: b.seqIdx)
+                    let logits = try model.lmHead(h)
+                    let rows = try MaskedCrossEntropy(reduction: .none)(logits: logits, labels: labels).floats
+                    let guess = try logits.argmax(axis: -1).int64s
+                    for (i, y) in labels.int64s.enumerated() where y >= 0 {
+                        ce[k] += Double(rows[i])
+                        counts[k] += 1
+                        if guess[i] == y { hits[k] += 1 }
+                    }
+                }
+            }
+        }
+        let mean = zip(ce, counts).map { $1 > 0 ? $0 / $1 : 0 }
+        let acc = zip(hits, counts).map { $1 > 0 ? $0 / $1 : 0 }
+        let e = Evaluation(step: step, mainLoss: mean[0], depthLosses: Array(mean.dropFirst()),
+                           mainAccuracy: acc[0], depthAccuracies: Array(acc.dropFirst()))
+        evaluations.append(e)
+        return e
+    }
+
+    // MARK: Checkpoints
+
+    /// Writes parameters (Hugging Face names), optimizer state and the run's options,
+    /// step and history to a safetensors file.
+    public func saveCheckpoint(to url: URL) throws {
+        var tensors = model.parameterTensors()
+        for (k, v) in try optimizer.stateTensors() { tensors[k] = v }
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
+        let metadata = [
+            "format": "mtp-swift-checkpoint",
+            "model_config": String(decoding: try encoder.encode(options.model), as: UTF8.self),
+            "training_options": String(decoding: try encoder.encode(options), as: UTF8.self),
+            "step": String(step),
+            "history": String(decoding: try encoder.encode(history), as: UTF8.self),
+            "evaluations": String(decoding: try encoder.encode(evaluations), as: UTF8.self),
+        ]
+        try SafeTensors.write(tensors, metadata: metadata, to: url)
+    }
+
+    /// Restores parameters, optimizer state, step and history from a checkpoint of the same run.
+    ///
+    /// - Throws: ``TrainingError`` when the checkpoint is not ours or its model differs.
+    public func loadCheckpoint(from url: URL) throws {
+        let (tensors, metadata) = try SafeTensors.read(contentsOf: url)
+        let ckpt = try Trainer.checkpointMetadata(metadata, source: url.path)
+        guard ckpt.options.model == options.model else {
+            throw TrainingError("checkpoint \(url.path) holds a different model (\(ckpt.options.model)) than this run (\(options.model))")
+        }
+        try model.loadParameters(tensors)
+        try optimizer.load(stateTensors: tensors, step: ckpt.step)
+        step = ckpt.step
+        history = ckpt.history
+        evaluations = ckpt.evaluations
+    }
+
+    /// The run recorded in checkpoint metadata.
+    public static func checkpointMetadata(_ metadata: [String: String], source: String) throws
+        -> (options: TrainingOptions, step: Int, history: [StepRecord], evaluations: [Evaluation]) {
+        guard metadata["format"] == "mtp-swift-checkpoint", let o = metadata["training_options"],
+              let s = metadata["step"], let step = Int(s) else {
+            throw TrainingError("\(source) is not an mtp checkpoint (missing format/training_options/step metadata)")
+        }
+        let decoder = JSONDecoder()
+        do {
+            let options = try decoder.decode(TrainingOptions.self, from: Data(o.utf8))
+            let history = try decoder.decode([StepRecord].self, from: Data((metadata["history"] ?? "[]").utf8))
+            let evals = try decoder.decode([Evaluation].self, from: Data((metadata["evaluations"] ?? "[]").utf8))
+            return (options, step, history, evals)
+        } catch {
+            throw TrainingError("\(source): unreadable checkpoint metadata (\(error))")
+        }
+    }
+}

@@ -1,0 +1,74 @@
+// SPEC §5: the MTP module rolls ids and positions cumulatively, and its input
+// modes agree.
+
+import MTP
+import NN
+import Tensors
+import XCTest
+
+final class MTPModuleTests: XCTestCase {
+    func testTokenIDsModeEqualsHandRolledShiftedIDs() throws {
+        var g = SplitMix64(seed: 4)
+        let config = MTPConfig(numLayers: 2, layerPattern: "*", lossScalingFactor: 0.1)
+        let module = try MTPModule(config: config, hiddenSize: 8, heads: 2, intermediateSize: 16, generator: &g)
+        let embedding = Embedding(vocabularySize: 10, dimension: 8, generator: &g)
+        let ids = try Tensor([3, 1, 4, 1, 5, 9] as [Int64], shape: [1, 6])
+        let positions = try Tensor([0, 1, 2, 3, 4, 5] as [Int64], shape: [1, 6])
+        let seq = try Tensor([0, 0, 0, 0, 0, 0] as [Int64], shape: [1, 6])
+        let hidden = Tensor.normal([1, 6, 8], seed: 5)
+        let viaIDs = try module(hidden: hidden, input: .tokenIDs(ids, embed: { try embedding($0) }), positions: positions, seqIdx: seq)
+        // Worked by hand: depth 0 sees token t+1, depth 1 token t+2, zero-filled at the end.
+        let depth0 = try Tensor([1, 4, 1, 5, 9, 0] as [Int64], shape: [1, 6])
+        let depth1 = try Tensor([4, 1, 5, 9, 0, 0] as [Int64], shape: [1, 6])
+        let viaShifted = try module(hidden: hidden, input: .shiftedIDs([depth0, depth1], embed: { try embedding($0) }),
+                                    positions: positions, seqIdx: seq)
+        let viaEmbeddings = try module(hidden: hidden, input: .embeddings([embedding(depth0), embedding(depth1)]),
+                                       positions: positions, seqIdx: seq)
+        XCTAssertEqual(viaIDs.count, 2)
+        for k in 0..<2 {
+            XCTAssertEqual(viaIDs[k].shape, [1, 6, 8])
+            XCTAssertEqual(viaIDs[k].floats, viaShifted[k].floats)
+            XCTAssertEqual(viaIDs[k].floats, viaEmbeddings[k].floats)
+        }
+        XCTAssertThrowsError(try module(hidden: hidden, input: .embeddings([embedding(depth0)]), positions: positions, seqIdx: seq))
+    }
+
+    func testDepthOutputsAtAPositionIgnoreLaterTokens() throws {
+        // Depth k at position t may depend on tokens up to t+k+1 only.
+        var g = SplitMix64(seed: 8)
+        let module = try MTPModule(config: MTPConfig(numLayers: 2, layerPattern: "*"), hiddenSize: 8, heads: 2,
+                                   intermediateSize: 16, generator: &g)
+        let embedding = Embedding(vocabularySize: 10, dimension: 8, generator: &g)
+        let positions = try Tensor([0, 1, 2, 3, 4, 5, 6, 7] as [Int64], shape: [1, 8])
+        let hidden = Tensor.normal([1, 8, 8], seed: 2)
+        let a = try Tensor([1, 2, 3, 4, 5, 6, 7, 8] as [Int64], shape: [1, 8])
+        let b = try Tensor([1, 2, 3, 4, 5, 6, 7, 0] as [Int64], shape: [1, 8])  // token 7 changed
+        let outA = try module(hidden: hidden, input: .tokenIDs(a, embed: { try embedding($0) }), positions: positions, seqIdx: nil)
+        let outB = try module(hidden: hidden, input: .tokenIDs(b, embed: { try embedding($0) }), positions: positions, seqIdx: nil)
+        for k in 0..<2 {
+            let last = 7 - (k + 1)  // the first position that sees token 7
+            let fa = outA[k].floats, fb = outB[k].floats
+            XCTAssertEqual(Array(fa[0..<(last * 8)]), Array(fb[0..<(last * 8)]), "depth \(k) before \(last)")
+            XCTAssertNotEqual(Array(fa[(last * 8)..<(last * 8 + 8)]), Array(fb[(last * 8)..<(last * 8 + 8)]))
+        }
+    }
+
+    func testParameterNamesOfTheSublayers() throws {
+        var g = SplitMix64(seed: 1)
+        let module = try MTPModule(config: MTPConfig(numLayers: 2, layerPattern: "**"), hiddenSize: 8, heads: 2,
+                                   intermediateSize: 16, generator: &g)
+        let names = Set(module.namedParameters().map(\.name))
+        // 2 depths × 2 sublayers: the first of a depth owns the fusion, the last the final norm.
+        for key in ["layers.0.enorm.weight", "layers.0.hnorm.weight", "layers.0.eh_proj.weight", "layers.1.final_layernorm.weight",
+                    "layers.2.enorm.weight", "layers.3.final_layernorm.weight", "layers.1.self_attn.q_proj.weight"] {
+            XCTAssertTrue(names.contains(key), key)
+        }
+        XCTAssertFalse(names.contains("layers.1.enorm.weight"))
+        XCTAssertFalse(names.contains("layers.0.final_layernorm.weight"))
+        let repeated = try MTPModule(config: MTPConfig(numLayers: 3, layerPattern: "*", useRepeatedLayer: true), hiddenSize: 8,
+                                     heads: 2, intermediateSize: 16, generator: &g)
+        XCTAssertEqual(repeated.depths.count, 1)
+        XCTAssertThrowsError(try MTPModule(config: MTPConfig(numLayers: 0, layerPattern: "*"), hiddenSize: 8, heads: 2,
+                                           intermediateSize: 16, generator: &g))
+    }
+}
