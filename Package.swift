@@ -12,6 +12,7 @@ let package = Package(
         .library(name: "NN", targets: ["NN"]),
         .library(name: "MTP", targets: ["MTP"]),
         .library(name: "Training", targets: ["Training"]),
+        .library(name: "Pipeline", targets: ["Pipeline"]),
         .executable(name: "mtp", targets: ["mtp"]),
     ],
     dependencies: [
@@ -35,12 +36,13 @@ let package = Package(
         .target(name: "NN", dependencies: ["Tensors"]),
         .target(name: "MTP", dependencies: ["Tensors", "Losses", "NN"]),
         .target(name: "Training", dependencies: ["Tensors", "Losses", "NN", "MTP"]),
+        .target(name: "Pipeline", dependencies: ["Tensors", "Losses", "NN", "MTP", "Training"]),
 
         // MARK: Command-line tool
         .executableTarget(
             name: "mtp",
             dependencies: [
-                "Tensors", "Losses", "NN", "MTP", "Training",
+                "Tensors", "Losses", "NN", "MTP", "Training", "Pipeline",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -52,6 +54,7 @@ let package = Package(
         .testTarget(name: "NNTests", dependencies: ["NN", "TestSupport"]),
         .testTarget(name: "MTPTests", dependencies: ["MTP", "Losses", "TestSupport"]),
         .testTarget(name: "TrainingTests", dependencies: ["Training", "MTP", "NN", "TestSupport"]),
+        .testTarget(name: "PipelineTests", dependencies: ["Pipeline", "Training", "MTP", "NN", "TestSupport"]),
     ],
     swiftLanguageModes: [.v6]
 )

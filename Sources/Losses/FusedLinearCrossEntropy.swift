@@ -30,7 +30,7 @@ public struct FusedLinearCrossEntropy: FusedLinearLoss {
     public var reduction: LossReduction
 
     /// Floats in one chunk of logits.
-    public static let chunkBudgetFloats = 8 << 20
+    public static let chunkBudgetFloats = 24 << 20
 
     /// - Parameters:
     ///   - ignoreIndex: label that contributes nothing (default −100).
@@ -149,10 +149,13 @@ struct FusedProblem: @unchecked Sendable {
              gradWeight: UnsafeMutablePointer<Float>?, gradWeightScale: Float = 1) -> [Float] {
         let n = n, h = h, v = v
         var rowLoss = [Float](repeating: 0, count: n)
-        let valid = targets.classes.indices.filter { targets.classes[$0] >= 0 }
+        let validRows = targets.classes.indices.filter { targets.classes[$0] >= 0 }
+        guard !validRows.isEmpty, v > 0 else { return rowLoss }
+        // Compaction pays when many rows are ignored; a few (an MTP depth's last k+1,
+        // packing boundaries) cost less as zero-weight rows than as two [N, H] copies.
+        let compact = Double(validRows.count) < 0.9 * Double(n)
+        let valid = compact ? validRows : Array(0..<n)
         let nv = valid.count
-        guard nv > 0, v > 0 else { return rowLoss }
-        let compact = nv < n
         // Compaction: gather the non-ignored rows so the GEMMs skip ignored ones.
         let packed: ScratchBuffer? = compact ? ScratchBuffer(count: nv * h) : nil
         let src = hidden.floatPointer, w = UnsafePointer(weight.floatPointer)
@@ -178,6 +181,10 @@ struct FusedProblem: @unchecked Sendable {
                     for i in range {
                         let row = valid[start + i]
                         let zr = z + i * v
+                        if classes[row] < 0 {  // an ignored row kept in a dense chunk
+                            if wantGrad { zr.update(repeating: 0, count: v) }
+                            continue
+                        }
                         if softcap > 0 { CrossEntropyKernel.softcap(zr, v, softcap) }
                         let (l, _, _) = CrossEntropyKernel.row(zr, v, target: Int(classes[row]), softcap: softcap,
                                                             gradWeight: wantGrad ? rowWeights![row] : nil)

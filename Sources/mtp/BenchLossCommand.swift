@@ -69,9 +69,12 @@ struct BenchLossCommand: ParsableCommand {
         }
 
         try step()  // warm-up
-        var times: [Double] = []
+        let roofline = Roofline(n: n, h: h, v: v)
+        var times: [Double] = [], sgemmRates: [Double] = []
         var peak = 0, rssGrowth = 0
         for r in 0..<repeats {
+            // The roofline is measured between the loss repeats so both see the same machine state.
+            sgemmRates.append(roofline.measureOnce())
             for t in [weight, mainHidden] + depthHidden { t.zeroGrad() }
             let rssBefore = ProcessMemory.resetPeakAndReadRSS()
             let start = DispatchTime.now()
@@ -84,7 +87,7 @@ struct BenchLossCommand: ParsableCommand {
         FileHandle.standardError.write(Data("\n".utf8))
         for t in [weight, mainHidden] + depthHidden { t.zeroGrad() }
 
-        let sgemm = Roofline.measure(n: n, h: h, v: v, repeats: repeats)
+        let sgemm = sgemmRates.sorted()[sgemmRates.count / 2]
         let sorted = times.sorted()
         let median = sorted[sorted.count / 2], best = sorted[0]
         let flops = 6.0 * Double(n) * Double(h) * Double(v) * Double(d + 1)
@@ -105,25 +108,24 @@ struct BenchLossCommand: ParsableCommand {
     }
 }
 
-/// The sgemm roofline: the three GEMMs of one head evaluation at full size.
-enum Roofline {
-    /// Median GFLOP/s of `Z = h·Wᵀ`, `dh = Z·W`, `dW = Zᵀ·h` over `repeats` runs.
-    static func measure(n: Int, h: Int, v: Int, repeats: Int) -> Double {
+/// The sgemm roofline: the three GEMMs of one head evaluation at full size,
+/// `Z = h·Wᵀ`, `dh = Z·W`, `dW = Zᵀ·h` (its buffers live only while it runs).
+struct Roofline {
+    let n: Int, h: Int, v: Int
+
+    /// GFLOP/s of one run of the three GEMMs.
+    func measureOnce() -> Double {
         let a = ScratchBuffer(count: n * h), w = ScratchBuffer(count: v * h), z = ScratchBuffer(count: n * v)
         let gh = ScratchBuffer(count: n * h), gw = ScratchBuffer(count: v * h)
         var rng = SplitMix64(seed: 7)
         for i in 0..<(n * h) { a.pointer[i] = rng.nextUniform() - 0.5 }
         for i in 0..<(v * h) { w.pointer[i] = rng.nextUniform() - 0.5 }
-        func once() -> Double {
-            let start = DispatchTime.now()
-            BLAS.sgemm(transA: false, transB: true, m: n, n: v, k: h, alpha: 1, a: a.pointer, lda: h, b: w.pointer, ldb: h, beta: 0, c: z.pointer, ldc: v)
-            BLAS.sgemm(transA: false, transB: false, m: n, n: h, k: v, alpha: 1, a: z.pointer, lda: v, b: w.pointer, ldb: h, beta: 0, c: gh.pointer, ldc: h)
-            BLAS.sgemm(transA: true, transB: false, m: v, n: h, k: n, alpha: 1, a: z.pointer, lda: v, b: a.pointer, ldb: h, beta: 0, c: gw.pointer, ldc: h)
-            return Double(DispatchTime.now().uptimeNanoseconds - start.uptimeNanoseconds) / 1e9
-        }
-        _ = once()
-        let times = (0..<repeats).map { _ in once() }.sorted()
-        return 6.0 * Double(n) * Double(h) * Double(v) / times[times.count / 2] / 1e9
+        let start = DispatchTime.now()
+        BLAS.sgemm(transA: false, transB: true, m: n, n: v, k: h, alpha: 1, a: a.pointer, lda: h, b: w.pointer, ldb: h, beta: 0, c: z.pointer, ldc: v)
+        BLAS.sgemm(transA: false, transB: false, m: n, n: h, k: v, alpha: 1, a: z.pointer, lda: v, b: w.pointer, ldb: h, beta: 0, c: gh.pointer, ldc: h)
+        BLAS.sgemm(transA: true, transB: false, m: v, n: h, k: n, alpha: 1, a: z.pointer, lda: v, b: a.pointer, ldb: h, beta: 0, c: gw.pointer, ldc: h)
+        let seconds = Double(DispatchTime.now().uptimeNanoseconds - start.uptimeNanoseconds) / 1e9
+        return 6.0 * Double(n) * Double(h) * Double(v) / seconds / 1e9
     }
 }
 
