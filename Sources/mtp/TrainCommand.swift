@@ -77,6 +77,7 @@ struct TrainCommand: ParsableCommand {
         var tokens = 0
         var lastPrint = Date.distantPast
         let startStep = trainer.step
+        if trainer.step == 0 { _ = try trainer.evaluate() }  // the held-out curves start at the untrained model
         while trainer.step < last {
             let record = try trainer.trainStep()
             tokens += options.batchSize * options.sequenceLength * options.gradientAccumulation
