@@ -20,18 +20,7 @@ enum CrossEntropyKernel {
 
     /// max over a row (NaN-propagating through the later exp).
     @inline(__always)
-    static func rowMax(_ z: UnsafePointer<Float>, _ v: Int) -> Float {
-        var m8 = SIMD8<Float>(repeating: -.infinity)
-        var j = 0
-        while j + 8 <= v {
-            let x = UnsafeRawPointer(z + j).loadUnaligned(as: SIMD8<Float>.self)
-            m8.replace(with: x, where: x .> m8)  // not pointwiseMax: its generic form is a scalar loop
-            j += 8
-        }
-        var m = m8.max()
-        while j < v { m = Swift.max(m, z[j]); j += 1 }
-        return m
-    }
+    static func rowMax(_ z: UnsafePointer<Float>, _ v: Int) -> Float { VectorMath.max(z, count: v) }
 
     /// Σ exp(z − m) over a row; when `store`, also writes exp(z − m) into z.
     @inline(__always)

@@ -18,8 +18,8 @@ import Foundation
 /// after Apple's cut-cross-entropy).
 ///
 /// Memory: besides the gradients themselves (`[N, H]` and `[V, H]`), one chunk of
-/// logits of at most ``chunkBudgetFloats`` floats (32 MiB) — a chunk has
-/// `max(1, chunkBudgetFloats / V)` rows.
+/// logits of at most ``chunkBudgetFloats`` floats (default 24 Mi floats = 96 MiB) — a
+/// chunk has `max(1, chunkBudgetFloats / V)` rows.
 ///
 /// Edge cases: as ``MaskedCrossEntropy``; softcapping `c > 0` replaces each logit `z`
 /// by `c·tanh(z/c)`, `c == 0` means none.
@@ -29,17 +29,23 @@ public struct FusedLinearCrossEntropy: FusedLinearLoss {
     public var logitSoftcapping: Float
     public var reduction: LossReduction
 
-    /// Floats in one chunk of logits.
-    public static let chunkBudgetFloats = 24 << 20
+    /// The default bound on one chunk of logits: 24 Mi floats (96 MiB).
+    public static let defaultChunkBudgetFloats = 24 << 20
+    /// Floats in one chunk of logits: a chunk holds `max(1, chunkBudgetFloats / V)` rows.
+    /// Larger chunks run the GEMMs closer to peak; smaller ones save memory.
+    public var chunkBudgetFloats: Int
 
     /// - Parameters:
     ///   - ignoreIndex: label that contributes nothing (default −100).
     ///   - logitSoftcapping: `c` in `c·tanh(z/c)`; 0 (default) disables it.
     ///   - reduction: default `.sum`.
-    public init(ignoreIndex: Int = -100, logitSoftcapping: Float = 0, reduction: LossReduction = .sum) {
+    ///   - chunkBudgetFloats: the bound on one chunk of logits (values below 1 count as 1).
+    public init(ignoreIndex: Int = -100, logitSoftcapping: Float = 0, reduction: LossReduction = .sum,
+                chunkBudgetFloats: Int = FusedLinearCrossEntropy.defaultChunkBudgetFloats) {
         self.ignoreIndex = ignoreIndex
         self.logitSoftcapping = logitSoftcapping
         self.reduction = reduction
+        self.chunkBudgetFloats = Swift.max(1, chunkBudgetFloats)
     }
 
     /// The loss; gradients flow to `hiddenStates` and `lmWeight`.
@@ -65,7 +71,7 @@ public struct FusedLinearCrossEntropy: FusedLinearLoss {
         let targets = try Targets(labels, vocab: v, ignoreIndex: ignoreIndex)
         let plan = try ReductionPlan(reduction, validCount: targets.validCount, numLabelTokens: numLabelTokens)
         let problem = FusedProblem(hidden: hiddenStates.float32Values(), weight: lmWeight.float32Values(),
-                                   targets: targets, softcap: logitSoftcapping)
+                                   targets: targets, softcap: logitSoftcapping, chunkBudgetFloats: chunkBudgetFloats)
         let wantsGrad = GradMode.isEnabled && (hiddenStates.requiresGrad || lmWeight.requiresGrad)
         let shared = lmWeight.gradientAttachment as? SharedWeightGradient
 
@@ -134,6 +140,7 @@ struct FusedProblem: @unchecked Sendable {
     let weight: Tensor  // [V, H] Float32
     let targets: Targets
     let softcap: Float
+    let chunkBudgetFloats: Int
 
     var n: Int { targets.classes.count }
     var h: Int { weight.shape[1] }
@@ -165,7 +172,7 @@ struct FusedProblem: @unchecked Sendable {
         let hc = UnsafePointer(packed?.pointer ?? src)
         let packedGrad: ScratchBuffer? = compact && gradHidden != nil ? ScratchBuffer(count: nv * h) : nil
         let gh = packedGrad?.pointer ?? gradHidden
-        let chunkRows = Swift.max(1, Swift.min(nv, FusedLinearCrossEntropy.chunkBudgetFloats / v))
+        let chunkRows = Swift.max(1, Swift.min(nv, chunkBudgetFloats / v))
         let logits = ScratchBuffer(count: chunkRows * v)
         let z = logits.pointer
         let wantGrad = rowWeights != nil

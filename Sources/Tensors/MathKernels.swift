@@ -27,8 +27,8 @@ public enum VectorMath {
     @usableFromInline static let lg3: Float = 0.284_987_866_88
     @usableFromInline static let lg4: Float = 0.242_790_788_41
 
-    /// e^x, lane-wise.
-    @inlinable
+    /// e^x, lane-wise. Always inlined: row kernels in other modules call it per vector.
+    @inlinable @inline(__always)
     public static func exp(_ x: SIMD8<Float>) -> SIMD8<Float> {
         // Written with comparisons, selects and bit casts only: the generic SIMD
         // `clamped`, `rounded` and Float→Int conversions compile to scalar loops
@@ -91,6 +91,22 @@ public enum VectorMath {
         y.replace(with: SIMD8(repeating: .infinity), where: x .== .infinity)
         y.replace(with: x, where: x .!= x)
         return y
+    }
+
+    /// The largest of `x[0..<n]` (−inf for n = 0). A NaN is not guaranteed to win here;
+    /// callers propagate it through the exp that follows.
+    @inlinable @inline(__always)
+    public static func max(_ x: UnsafePointer<Float>, count n: Int) -> Float {
+        var m8 = SIMD8<Float>(repeating: -.infinity)
+        var i = 0
+        while i + 8 <= n {
+            let v = UnsafeRawPointer(x + i).loadUnaligned(as: SIMD8<Float>.self)
+            m8.replace(with: v, where: v .> m8)  // not pointwiseMax: its generic form is a scalar loop
+            i += 8
+        }
+        var m = m8.max()
+        while i < n { m = Swift.max(m, x[i]); i += 1 }
+        return m
     }
 
     /// Scalar e^x with the same algorithm (for tails and single values).

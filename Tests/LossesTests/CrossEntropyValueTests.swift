@@ -60,31 +60,33 @@ final class CrossEntropyValueTests: XCTestCase {
         }
     }
 
-    /// The fused loss processes `max(1, chunkBudgetFloats / V)` rows at a time: with
-    /// V = 2²² + 1 a chunk holds one row, so the two labelled rows (the ignored one between
-    /// them is compacted away) take two chunks. A debug build runs the row kernel at about
-    /// 4 µs a logit, so this size (8.4 M logits) is about the smallest that spans chunks;
-    /// the gradients are checked in release builds only.
-    func testFusedSpansSeveralChunksWhenVIsLarge() throws {
-        let v = (1 << 22) + 1, h = 2, n = 3
-        XCTAssertEqual(Swift.max(1, FusedLinearCrossEntropy.chunkBudgetFloats / v), 1)
+    /// The fused loss processes `max(1, chunkBudgetFloats / V)` rows at a time: with a
+    /// budget of one row the two labelled rows (the ignored one between them is
+    /// compacted away) take two chunks; with a budget of two rows and no ignored row,
+    /// three rows take two chunks of a dense pass.
+    func testFusedSpansSeveralChunks() throws {
+        let v = 37, h = 3, n = 3
+        for (budget, labels) in [(v, [17, -100, v - 1]), (2 * v + 5, [4, 0, v - 1])] {
+        let loss = FusedLinearCrossEntropy(reduction: .none, chunkBudgetFloats: budget)
+        XCTAssertEqual(Swift.max(1, loss.chunkBudgetFloats / v), budget / v)
         let hidden = randomTensor([n, h], -1, 1, seed: 3)
         let weight = randomTensor([v, h], -1, 1, seed: 4)
         let labels = [17, -100, v - 1]
-        #if DEBUG
-        let x = hidden, w = weight
-        #else
         let x = hidden.requiringGrad(), w = weight.requiringGrad()
-        #endif
-        let out = try FusedLinearCrossEntropy(reduction: .none)(hiddenStates: x, labels: labelTensor(labels, [n]), lmWeight: w)
+        let out = try loss(hiddenStates: x, labels: labelTensor(labels, [n]), lmWeight: w)
         let ref = ReferenceCE.fused(hidden: doubles(hidden), weight: doubles(weight), n: n, h: h, v: v,
                                     labels: labels, reduction: .none)
         assertClose(out, ref.value, rtol: 2e-5, atol: 2e-5, "fused over two chunks")
-        #if !DEBUG
         try out.backward(Tensor.ones([n]))
         assertClose(x.grad, ref.dHidden, rtol: 1e-4, atol: 1e-5, "dh over two chunks")
-        assertClose(w.grad, ref.dWeight, rtol: 1e-3, atol: 1e-7, "dW over two chunks")
-        #endif
+        assertClose(w.grad, ref.dWeight, rtol: 1e-4, atol: 1e-6, "dW over two chunks")
+        // The same loss in sum reduction (gradients precomputed in forward) over the chunks.
+        let xs = hidden.requiringGrad(), ws = weight.requiringGrad()
+        let sum = try FusedLinearCrossEntropy(chunkBudgetFloats: budget)(hiddenStates: xs, labels: labelTensor(labels, [n]), lmWeight: ws)
+        try sum.backward()
+        assertClose(xs.grad, ref.dHidden, rtol: 1e-4, atol: 1e-5, "dh, sum reduction")
+        assertClose(ws.grad, ref.dWeight, rtol: 1e-4, atol: 1e-6, "dW, sum reduction")
+        }
     }
 
     // MARK: Half precision

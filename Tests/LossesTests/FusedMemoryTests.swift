@@ -8,7 +8,7 @@
 // the row kernel at about 4 µs a logit, so there only every 64th row has a label (the
 // fused loss drops ignored rows before its GEMMs: 32 rows, one partial chunk); a release
 // build (`swift test -c release --filter FusedMemoryTests`) labels every row, so the fused
-// loss walks N / ⌊chunkBudgetFloats / V⌋ = 8 full chunks.
+// loss walks N / ⌊defaultChunkBudgetFloats / V⌋ = 8 full chunks.
 
 import Losses
 import Tensors
@@ -43,8 +43,8 @@ final class FusedMemoryTests: XCTestCase {
 
         let logitsBytes = n * v * 4
         let gradientBytes = (n * h + v * h) * 4
-        let chunkRows = Swift.min(valid, FusedLinearCrossEntropy.chunkBudgetFloats / v)
-        let chunkBytes = chunkRows * v * 4  // ≤ chunkBudgetFloats · 4 = 32 MiB
+        let chunkRows = Swift.min(valid, FusedLinearCrossEntropy.defaultChunkBudgetFloats / v)
+        let chunkBytes = chunkRows * v * 4  // ≤ defaultChunkBudgetFloats · 4 = 96 MiB
         let compactionBytes = valid < n ? 2 * valid * h * 4 : 0  // packed rows and their gradient
         // The pullback scales the saved gradients by the upstream, so backward briefly holds
         // them twice; in forward the chunk is live instead.
