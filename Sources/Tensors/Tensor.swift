@@ -151,7 +151,10 @@ public struct Tensor: @unchecked Sendable {
         let dt = dtype ?? S.dtype
         self.init(storage: TensorStorage(byteCount: values.count * dt.byteSize, zeroed: false), shape: shape, dtype: dt)
         let raw = storage.bytes
-        if dt.isFloatingPoint {
+        if dt == S.dtype && MemoryLayout<S>.stride == dt.byteSize && S.self != Bool.self {
+            // Same layout (Float, Float16, Int32, Int64): one copy, no per-element conversion.
+            values.withUnsafeBytes { if let base = $0.baseAddress { raw.copyMemory(from: base, byteCount: $0.count) } }
+        } else if dt.isFloatingPoint {
             for (i, v) in values.enumerated() { storeFloat(v.floatValue, raw, i, dt) }
         } else {
             for (i, v) in values.enumerated() { storeInt(v.int64Value, raw, i, dt) }

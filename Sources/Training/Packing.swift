@@ -227,9 +227,8 @@ public struct Packer: Sendable {
             for u in rows.count * s..<n { positions[u] = Int64(u % s) }
         }
         let shape = [batchSize, s]
-        // The arrays were sized to fill `shape`, so these constructions cannot fail.
-        return Batch(inputIds: try! Tensor(ids, shape: shape), labels: try! Tensor(labels, shape: shape),
-                     seqIdx: try! Tensor(seqIdx, shape: shape), positions: try! Tensor(positions, shape: shape),
+        return Batch(inputIds: try Tensor(ids, shape: shape), labels: try Tensor(labels, shape: shape),
+                     seqIdx: try Tensor(seqIdx, shape: shape), positions: try Tensor(positions, shape: shape),
                      rowCount: filled, tokenCount: tokens, targetCount: targets)
     }
 }
