@@ -94,26 +94,26 @@ public struct FusedLinearCrossEntropy: FusedLinearLoss {
         }
 
         let unit = [Float](repeating: plan.scale, count: targets.classes.count)
-        let gradHidden = Tensor.zeros(hiddenStates.shape)
-        var gradWeight: Tensor? = nil
-        var contribution: SharedWeightGradient.Contribution? = nil
+        // Only the gradients some input wants are formed (a frozen head skips dW, frozen
+        // hidden states skip dh).
+        let gradHidden = hiddenStates.requiresGrad ? Tensor.zeros(hiddenStates.shape) : nil
         if let shared {
-            let hint = shared.scaleHint
-            contribution = shared.add(hint: hint, recompute: { out, scale in
+            let hint = lmWeight.requiresGrad ? shared.scaleHint : 0
+            let contribution = shared.add(hint: hint, recompute: { out, scale in
                 _ = problem.run(rowWeights: unit, gradHidden: nil, gradWeight: out, gradWeightScale: scale)
             })
-            let rows = problem.run(rowWeights: unit, gradHidden: gradHidden.floatPointer,
+            let rows = problem.run(rowWeights: unit, gradHidden: gradHidden?.floatPointer,
                                    gradWeight: hint == 0 ? nil : shared.accumulator(), gradWeightScale: hint)
             return plan.reduce(rows).recording([hiddenStates, lmWeight]) { g in
-                contribution?.upstream = g.floats[0]
-                return [try scaled(gradHidden, by: g), Tensor.zeros([])]
+                contribution.upstream = g.floats[0]
+                return [try gradHidden.map { try scaled($0, by: g) }, Tensor.zeros([])]
             }
         }
-        gradWeight = Tensor.zeros(lmWeight.shape)
-        let rows = problem.run(rowWeights: unit, gradHidden: gradHidden.floatPointer,
+        let gradWeight = lmWeight.requiresGrad ? Tensor.zeros(lmWeight.shape) : nil
+        let rows = problem.run(rowWeights: unit, gradHidden: gradHidden?.floatPointer,
                                gradWeight: gradWeight?.floatPointer, gradWeightScale: 1)
         return plan.reduce(rows).recording([hiddenStates, lmWeight]) { g in
-            [try scaled(gradHidden, by: g), try gradWeight.map { try scaled($0, by: g) }]
+            [try gradHidden.map { try scaled($0, by: g) }, try gradWeight.map { try scaled($0, by: g) }]
         }
     }
 
