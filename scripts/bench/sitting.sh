@@ -13,6 +13,10 @@ mtp=.build/release/mtp
 have_torch=0; python3 -c "import torch" 2>/dev/null && have_torch=1
 echo "== machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2), load $(cut -d' ' -f1-3 /proc/loadavg)"
 $mtp bench matmul --json > "$out/matmul.log" 2>&1; grep matmul "$out/matmul.log"
+for loss in fused masked chunked; do  # one loss, no MTP: the cross-entropy family alone
+  $mtp bench loss --loss "$loss" --tokens 2048 --hidden 512 --vocab 32000 --depths 0 --json > "$out/ce-$loss.log" 2>&1
+  echo "ce $loss (N=2048 H=512 V=32000): $(tail -1 "$out/ce-$loss.log")"
+done
 for loss in fused masked chunked; do
   $mtp bench loss --loss "$loss" --json > "$out/loss-$loss.log" 2>&1; echo "loss $loss: $(tail -1 "$out/loss-$loss.log")"
 done
