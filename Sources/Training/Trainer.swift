@@ -123,17 +123,34 @@ public final class Trainer {
     /// One optimizer step (with gradient accumulation). Returns its record.
     @discardableResult
     public func trainStep() throws -> StepRecord {
+        let accum = options.gradientAccumulation
+        return try trainStep { b in
+            let out = try model(b.inputIds, positions: b.positions, seqIdx: b.seqIdx)
+            let l = try loss(out, labels: b.labels)
+            try (accum == 1 ? l : l / Double(accum)).backward()
+            return (loss.lastComponents.main, loss.lastComponents.perDepth)
+        }
+    }
+
+    /// One optimizer step whose gradients another engine computes (a pipeline, say).
+    ///
+    /// `accumulate` is called once per micro-step (``TrainingOptions/gradientAccumulation``
+    /// times) with that micro-step's batch, with the model in training mode. It must add the
+    /// gradients of `loss(batch) / gradientAccumulation` into the model's parameters and
+    /// return the batch's main loss and unscaled per-depth MTP losses. Then the step clips,
+    /// updates and records exactly as ``trainStep()``.
+    /// - Returns: the step's record.
+    /// - Throws: whatever `accumulate` throws (the parameters keep partial gradients then).
+    @discardableResult
+    public func trainStep(accumulating accumulate: (Batch) throws -> (main: Float, depths: [Float])) throws -> StepRecord {
         model.isTraining = true
         var main: Float = 0
         var depths = [Float](repeating: 0, count: options.model.mtpDepths)
         let accum = options.gradientAccumulation
         for micro in 0..<accum {
-            let b = try batch(step: step, micro: micro)
-            let out = try model(b.inputIds, positions: b.positions, seqIdx: b.seqIdx)
-            let l = try loss(out, labels: b.labels)
-            try (accum == 1 ? l : l / Double(accum)).backward()
-            main += loss.lastComponents.main / Float(accum)
-            for (k, d) in loss.lastComponents.perDepth.enumerated() { depths[k] += d / Float(accum) }
+            let parts = try accumulate(try batch(step: step, micro: micro))
+            main += parts.main / Float(accum)
+            for (k, d) in parts.depths.enumerated() { depths[k] += d / Float(accum) }
         }
         let norm = optimizer.gradientNorm()
         let lr = schedule.rate(at: step)

@@ -1,5 +1,9 @@
 import ArgumentParser
 import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
+import Pipeline
 import Tensors
 import Training
 
@@ -12,6 +16,11 @@ struct TrainCommand: ParsableCommand {
         The built-in corpus is a seeded Markov process whose best achievable cross-entropies (the \
         floors) are computed exactly for the held-out set; the summary compares the model with them. \
         Writes a checkpoint (safetensors, model config in __metadata__) and an SVG plot of the curves.
+
+        With --pipeline-stages P the decoder blocks are split over P stage threads and each batch \
+        runs as M microbatches under a GPipe or 1F1B schedule; the gradients equal the \
+        non-pipelined ones, and the summary adds each stage's busy time and the measured bubble \
+        beside the ideal (P-1)/(M+P-1).
         """)
 
     @Option(help: "Optimizer steps.") var steps: Int?
@@ -40,6 +49,13 @@ struct TrainCommand: ParsableCommand {
     @Option(help: "Continue a run from its checkpoint (bit-exact).") var resume: String?
     @Option(help: "Stop after this step (to resume later).") var stopAt: Int?
     @Flag(help: "Print one JSON object as the last line.") var json = false
+    @Option(help: "Pipeline stages P: train pipeline-parallel on P threads.") var pipelineStages: Int?
+    @Option(help: "Microbatches M per batch in the pipeline (default P; must divide the batch size).") var microbatches: Int?
+    @Option(help: "Pipeline schedule: gpipe or 1f1b (default 1f1b).") var schedule: String?
+    @Option(help: "Decoder blocks per stage, e.g. 2,1 (default: balanced, each MTP depth counting as a block of the last stage).")
+    var stageLayers: String?
+    @Flag(help: "Print the pipeline schedule (actions per stage, unit-time timeline) and the stage split, then exit.")
+    var printSchedule = false
 
     func run() throws {
         do { try train() } catch let e as ExitCode { throw e } catch {
@@ -57,8 +73,22 @@ struct TrainCommand: ParsableCommand {
             options = TrainingOptions(model: ModelConfig(vocabularySize: vocab ?? 64))
             apply(&options)
         }
+        let plan = try pipelinePlan(options)
+        if printSchedule {
+            guard let plan else { throw ValidationError("--print-schedule needs --pipeline-stages P") }
+            print(plan.schedule)
+            print("stage blocks \(plan.partition) of \(options.model.layers); the last stage also runs the final norm, "
+                + "\(options.model.mtpDepths) MTP depths and the LM head")
+            return
+        }
         let data = try loadData(options: &options)
         let trainer = try Trainer(options: options, train: data.train, heldOut: data.heldOut)
+        let pipeline = try plan.map {
+            try CausalLMPipeline(model: trainer.model, lossFunction: options.lossFunction(),
+                                 schedule: $0.schedule, partition: $0.partition)
+        }
+        var timing: PipelineTiming? = nil
+        if let pipeline { shareBLASThreads(stages: pipeline.schedule.stages) }
         if let resume { try trainer.loadCheckpoint(from: URL(fileURLWithPath: resume)) }
         let outDir = URL(fileURLWithPath: out)
         try FileManager.default.createDirectory(at: outDir, withIntermediateDirectories: true)
@@ -72,6 +102,11 @@ struct TrainCommand: ParsableCommand {
         if let f = floors {
             log("floors (held-out, exact): main \(fmt(f.main)), depths \(f.depths.map(fmt).joined(separator: " "))")
         }
+        if let pipeline {
+            log("pipeline: \(pipeline.schedule.stages) stages (blocks \(pipeline.partition)), "
+                + "\(pipeline.schedule.microbatches) microbatches of \(options.batchSize / pipeline.schedule.microbatches) rows, "
+                + "schedule \(pipeline.schedule.name)")
+        }
         let last = Swift.min(options.steps, stopAt ?? options.steps)
         let start = Date()
         var tokens = 0
@@ -79,7 +114,16 @@ struct TrainCommand: ParsableCommand {
         let startStep = trainer.step
         if trainer.step == 0 { _ = try trainer.evaluate() }  // the held-out curves start at the untrained model
         while trainer.step < last {
-            let record = try trainer.trainStep()
+            let record: StepRecord
+            if let pipeline {
+                record = try trainer.trainStep { batch in
+                    let r = try pipeline.step(batch, gradientScale: 1 / Float(options.gradientAccumulation))
+                    timing = timing.map { $0 + r.timing } ?? r.timing
+                    return (r.mainLoss, r.depthLosses)
+                }
+            } else {
+                record = try trainer.trainStep()
+            }
             tokens += options.batchSize * options.sequenceLength * options.gradientAccumulation
             if trainer.step % options.evalEvery == 0 || trainer.step == options.steps { _ = try trainer.evaluate() }
             let now = Date()
@@ -107,15 +151,74 @@ struct TrainCommand: ParsableCommand {
         let e = trainer.evaluations.last!
         let tps = Double(tokens) / Swift.max(elapsed, 1e-9)
         printSummary(e, floors: floors, seconds: elapsed, tokensPerSecond: tps, checkpoint: checkpoint.path, plot: plot.path)
+        if let pipeline, let timing { printPipelineSummary(pipeline, timing) }
         if json {
             let floorMain = floors.map { jsonNumber($0.main) } ?? "null"
             let floorDepths = floors.map { "[" + $0.depths.map(jsonNumber).joined(separator: ", ") + "]" } ?? "null"
+            var pipelineJSON = ""
+            if let pipeline, let t = timing {
+                pipelineJSON = ", \"pipeline\": {\"stages\": \(t.stages), \"microbatches\": \(t.microbatches), "
+                    + "\"schedule\": \"\(pipeline.schedule.name)\", \"stage_layers\": [\(pipeline.partition.layerCounts.map(String.init).joined(separator: ", "))], "
+                    + "\"busy_seconds\": [\(t.busySeconds.map(jsonNumber).joined(separator: ", "))], \"wall_seconds\": \(jsonNumber(t.wallSeconds)), "
+                    + "\"bubble\": \(jsonNumber(t.bubbleFraction)), \"ideal_bubble\": \(jsonNumber(t.idealBubbleFraction))}"
+            }
             print("{\"main_loss\": \(jsonNumber(e.mainLoss)), \"mtp_losses\": [\(e.depthLosses.map(jsonNumber).joined(separator: ", "))], "
                 + "\"main_floor\": \(floorMain), \"mtp_floors\": \(floorDepths), \"main_accuracy\": \(jsonNumber(e.mainAccuracy)), "
                 + "\"mtp_accuracies\": [\(e.depthAccuracies.map(jsonNumber).joined(separator: ", "))], "
                 + "\"tokens_per_second\": \(jsonNumber(tps)), \"seconds\": \(jsonNumber(elapsed)), \"steps\": \(trainer.step), "
-                + "\"checkpoint\": \"\(checkpoint.path)\", \"plot\": \"\(plot.path)\"}")
+                + "\"checkpoint\": \"\(checkpoint.path)\", \"plot\": \"\(plot.path)\"\(pipelineJSON)}")
         }
+    }
+
+    /// The schedule and stage split the pipeline flags ask for; nil without --pipeline-stages.
+    private func pipelinePlan(_ options: TrainingOptions) throws -> (schedule: PipelineSchedule, partition: PipelinePartition)? {
+        guard let p = pipelineStages else {
+            if microbatches != nil || schedule != nil || stageLayers != nil {
+                throw ValidationError("--microbatches, --schedule and --stage-layers need --pipeline-stages P")
+            }
+            return nil
+        }
+        guard p >= 1 else { throw ValidationError("--pipeline-stages must be at least 1, got \(p)") }
+        let m = microbatches ?? p
+        guard m >= 1, options.batchSize % m == 0 else {
+            throw ValidationError("--microbatches \(m) must be positive and divide the batch size \(options.batchSize)")
+        }
+        let name = schedule ?? PipelineScheduleKind.oneForwardOneBackward.rawValue
+        guard let kind = PipelineScheduleKind(rawValue: name) else {
+            throw ValidationError("--schedule must be one of \(PipelineScheduleKind.allCases.map(\.rawValue).joined(separator: ", ")), got '\(name)'")
+        }
+        let partition: PipelinePartition
+        if let stageLayers {
+            let counts = stageLayers.split(separator: ",").map { Int($0.trimmingCharacters(in: .whitespaces)) }
+            guard counts.allSatisfy({ $0 != nil }), counts.count == p else {
+                throw ValidationError("--stage-layers must list \(p) block counts separated by commas, got '\(stageLayers)'")
+            }
+            partition = try PipelinePartition(layerCounts: counts.map { $0! }, layers: options.model.layers)
+        } else {
+            partition = try .balanced(layers: options.model.layers, stages: p, mtpDepths: options.model.mtpDepths)
+        }
+        return (try PipelineSchedule(kind: kind, stages: p, microbatches: m), partition)
+    }
+
+    /// OpenBLAS has one thread pool per process: P stage threads calling a multi-threaded
+    /// pool at once contend for it (P = 2, M = 8 on 2 cores ran 7× slower), so a pipelined
+    /// run gives each stage cores / P BLAS threads. An OPENBLAS_NUM_THREADS in the environment wins.
+    private func shareBLASThreads(stages: Int) {
+        #if os(Linux)
+        guard stages > 1, ProcessInfo.processInfo.environment["OPENBLAS_NUM_THREADS"] == nil,
+              let process = dlopen(nil, RTLD_NOW), let symbol = dlsym(process, "openblas_set_num_threads") else { return }
+        let setThreads = unsafeBitCast(symbol, to: (@convention(c) (Int32) -> Void).self)
+        setThreads(Int32(Swift.max(1, ProcessInfo.processInfo.activeProcessorCount / stages)))
+        #endif
+    }
+
+    private func printPipelineSummary(_ pipeline: CausalLMPipeline, _ t: PipelineTiming) {
+        print("\npipeline   P=\(t.stages) (blocks \(pipeline.partition)), M=\(t.microbatches), schedule \(pipeline.schedule.name)")
+        for (s, busy) in t.busySeconds.enumerated() {
+            print(String(format: "stage %-4d busy %8.3f s  (%5.1f%% of %.3f s in pipeline steps)",
+                         s, busy, 100 * busy / Swift.max(t.wallSeconds, 1e-9), t.wallSeconds))
+        }
+        print(String(format: "bubble     measured %.3f, ideal (P-1)/(M+P-1) %.3f", t.bubbleFraction, t.idealBubbleFraction))
     }
 
     private func apply(_ o: inout TrainingOptions) {

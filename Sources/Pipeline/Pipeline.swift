@@ -1,3 +1,0 @@
-// Pipeline parallelism: microbatching, schedules (GPipe, 1F1B), stage transports.
-
-import Tensors

@@ -1,0 +1,176 @@
+// How stages talk: activations go forward (stage s → s+1), gradients go backward
+// (stage s+1 → s), each message a set of named tensors tagged with its
+// microbatch. The schedules see only the `StageTransport` protocol, so a
+// multi-process transport (MPI, sockets) can replace the in-process channels.
+
+import Foundation
+import Tensors
+
+/// What one stage sends to a neighbour for one microbatch.
+///
+/// Tensors travel without autograd history (the receiver makes its own leaves), so a
+/// transport may serialise them, e.g. as safetensors.
+public struct StageMessage: Sendable {
+    /// The direction of a message.
+    public enum Kind: String, Sendable {
+        /// Stage s → s+1: a stage's outputs (hidden states, MTP embeddings, positions, seqIdx).
+        case activation
+        /// Stage s+1 → s: the gradients of those outputs.
+        case gradient
+    }
+
+    /// Activation or gradient.
+    public var kind: Kind
+    /// The microbatch this message belongs to.
+    public var microbatch: Int
+    /// The payload by name (see ``StageMessage/Name``).
+    public var tensors: [String: Tensor]
+
+    /// A message; every tensor is detached from its autograd graph.
+    public init(kind: Kind, microbatch: Int, tensors: [String: Tensor]) {
+        self.kind = kind
+        self.microbatch = microbatch
+        self.tensors = tensors.mapValues { $0.detached() }
+    }
+
+    /// The tensor called `name`.
+    ///
+    /// - Throws: ``PipelineError`` naming the missing tensor and the ones present.
+    public func tensor(_ name: String) throws -> Tensor {
+        guard let t = tensors[name] else {
+            throw PipelineError("\(kind.rawValue) message of microbatch \(microbatch) has no '\(name)' "
+                + "(it has \(tensors.keys.sorted().joined(separator: ", ")))")
+        }
+        return t
+    }
+}
+
+/// One stage's connection to its neighbours.
+///
+/// `send` never waits for the receiver to be ready to compute (a transport may buffer
+/// or block on the wire, but it must not wait for the peer's schedule to reach the
+/// matching receive, or a schedule could deadlock). `receive` blocks until the message
+/// of that kind and microbatch arrives, in any order of arrival.
+///
+/// After ``abort(_:)`` on any stage's transport, every pending and later `send` and
+/// `receive` of every stage throws ``PipelineStopped``: that is how one failing stage
+/// stops the others instead of leaving them blocked.
+public protocol StageTransport: AnyObject, Sendable {
+    /// This stage's index s.
+    var stage: Int { get }
+    /// The number of stages P.
+    var stageCount: Int { get }
+    /// Sends an activation to stage s+1 or a gradient to stage s−1.
+    ///
+    /// - Throws: ``PipelineStopped`` after an abort; ``PipelineError`` when there is no
+    ///   such neighbour.
+    func send(_ message: StageMessage) throws
+    /// Receives the activation of `microbatch` from stage s−1, or its gradient from stage s+1.
+    ///
+    /// - Throws: ``PipelineStopped`` after an abort; ``PipelineError`` when there is no
+    ///   such neighbour.
+    func receive(_ kind: StageMessage.Kind, microbatch: Int) throws -> StageMessage
+    /// Stops every stage's communication because stage ``stage`` failed with `error`.
+    func abort(_ error: any Error)
+}
+
+/// Thrown by a transport after some stage aborted the pipeline.
+public struct PipelineStopped: Error, CustomStringConvertible {
+    /// The stage that failed.
+    public let stage: Int
+    /// What it failed with, as text (the error itself stays with that stage).
+    public let reason: String
+    public var description: String { "the pipeline was stopped by stage \(stage): \(reason)" }
+}
+
+/// In-process transport: one unbounded, condition-variable channel per direction and
+/// pair of neighbouring stages, shared by the P endpoints that ``connecting(stages:)``
+/// returns (one per stage thread).
+public final class InProcessTransport: StageTransport, @unchecked Sendable {
+    // Immutable after init; the channels synchronise themselves.
+    public let stage: Int
+    public let stageCount: Int
+    private let forward: [Channel]   // forward[s]: s → s+1
+    private let backward: [Channel]  // backward[s]: s+1 → s
+
+    private init(stage: Int, stageCount: Int, forward: [Channel], backward: [Channel]) {
+        self.stage = stage
+        self.stageCount = stageCount
+        self.forward = forward
+        self.backward = backward
+    }
+
+    /// The P connected endpoints of a fresh pipeline, endpoint s for stage s.
+    ///
+    /// Precondition: `stages >= 1`.
+    public static func connecting(stages: Int) -> [InProcessTransport] {
+        precondition(stages >= 1, "a pipeline needs at least one stage, got \(stages)")
+        let forward = (0..<stages - 1).map { _ in Channel() }
+        let backward = (0..<stages - 1).map { _ in Channel() }
+        return (0..<stages).map { InProcessTransport(stage: $0, stageCount: stages, forward: forward, backward: backward) }
+    }
+
+    public func send(_ message: StageMessage) throws {
+        switch message.kind {
+        case .activation:
+            guard stage + 1 < stageCount else { throw PipelineError("stage \(stage) is the last: no stage to send activations to") }
+            try forward[stage].put(message)
+        case .gradient:
+            guard stage > 0 else { throw PipelineError("stage 0 is the first: no stage to send gradients to") }
+            try backward[stage - 1].put(message)
+        }
+    }
+
+    public func receive(_ kind: StageMessage.Kind, microbatch: Int) throws -> StageMessage {
+        switch kind {
+        case .activation:
+            guard stage > 0 else { throw PipelineError("stage 0 is the first: no stage sends it activations") }
+            return try forward[stage - 1].take(kind, microbatch: microbatch)
+        case .gradient:
+            guard stage + 1 < stageCount else { throw PipelineError("stage \(stage) is the last: no stage sends it gradients") }
+            return try backward[stage].take(kind, microbatch: microbatch)
+        }
+    }
+
+    public func abort(_ error: any Error) {
+        let stopped = error as? PipelineStopped ?? PipelineStopped(stage: stage, reason: String(describing: error))
+        for c in forward + backward { c.close(stopped) }
+    }
+}
+
+/// An unbounded queue with a blocking, matching take.
+private final class Channel: @unchecked Sendable {
+    // Every field is read and written with `condition` held.
+    private let condition = NSCondition()
+    private var queue: [StageMessage] = []
+    private var failure: PipelineStopped?
+
+    func put(_ message: StageMessage) throws {
+        condition.lock()
+        defer { condition.unlock() }
+        if let failure { throw failure }
+        queue.append(message)
+        condition.broadcast()
+    }
+
+    func take(_ kind: StageMessage.Kind, microbatch: Int) throws -> StageMessage {
+        condition.lock()
+        defer { condition.unlock() }
+        while true {
+            if let failure { throw failure }
+            if let i = queue.firstIndex(where: { $0.kind == kind && $0.microbatch == microbatch }) {
+                return queue.remove(at: i)
+            }
+            condition.wait()
+        }
+    }
+
+    /// Wakes every waiter; this and every later put or take throws `error` (the first close wins).
+    func close(_ error: PipelineStopped) {
+        condition.lock()
+        defer { condition.unlock() }
+        if failure == nil { failure = error }
+        queue.removeAll()
+        condition.broadcast()
+    }
+}
