@@ -36,6 +36,19 @@ public final class KVCache {
         documents = []
     }
 
+    /// Forgets the tokens from `newLength` on, keeping the first `newLength` of every row
+    /// (speculative decoding rolls rejected drafts back this way). The buffers, batch size
+    /// and width stay, so appending again reuses the storage.
+    ///
+    /// - Parameter newLength: the number of tokens to keep per row.
+    /// - Throws: ``Tensors/TensorError/invalidArgument(_:)`` unless `0 ≤ newLength ≤ length`.
+    public func truncate(to newLength: Int) throws {
+        guard newLength >= 0 && newLength <= length else {
+            throw TensorError.invalidArgument("KVCache.truncate(to: \(newLength)) is outside 0...\(length)")
+        }
+        length = newLength
+    }
+
     /// Appends `t` tokens per row.
     ///
     /// - Parameters:

@@ -8,8 +8,8 @@ import Glibc
 struct MTPCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "mtp",
-        abstract: "Multi-Token Prediction: training, loss evaluation and benchmarks.",
-        subcommands: [TrainCommand.self, LossCommand.self, BenchCommand.self])
+        abstract: "Multi-Token Prediction: training, generation, loss evaluation and benchmarks.",
+        subcommands: [TrainCommand.self, GenerateCommand.self, LossCommand.self, BenchCommand.self])
 
     static func main() {
         BLASCoreType.selectAndRelaunchIfNeeded()

@@ -1,0 +1,84 @@
+import ArgumentParser
+import Foundation
+import Tensors
+import Training
+
+/// `mtp bench generate`: plain against speculative decoding over a fixed set of held-out
+/// prompts, for one drafting depth and for every depth count up to the checkpoint's D.
+struct BenchGenerateCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "generate",
+        abstract: "Time speculative decoding with the MTP heads against plain decoding (held-out prompts).",
+        discussion: """
+        Prompts: the first --prompt-length tokens of the first --prompts held-out documents of the built-in \
+        corpus, reconstructed from the checkpoint's run (vocabulary, seed, split). For each number of drafting \
+        depths 1 … D, every prompt is decoded plainly and speculatively --repeats times, alternating, and each \
+        mode keeps its fastest run; the speed-up is the summed plain time over the summed speculative time. \
+        Acceptance of depth k = accepted / checked drafts, where a draft is checked when every earlier draft of \
+        its step was accepted. Best possible acceptance: what an exact model of the corpus would get, 1 for \
+        every depth (the chain is first order and depth k sees the token it follows, so an exact head's draft \
+        distribution equals the exact main model's at verification). The last JSON line's top level is the \
+        all-depths run; "by_draft_depths" lists every depth count.
+        """)
+
+    @Option(help: "Checkpoint written by `mtp train` on the built-in corpus.") var checkpoint = "runs/default/checkpoint.safetensors"
+    @Option(help: "Held-out prompts.") var prompts = 32
+    @Option(help: "Tokens per prompt.") var promptLength = 8
+    @Option(help: "Documents `mtp train` drew from the built-in corpus (for the held-out split).") var documents = 6000
+    @Option(help: "Tokens to generate per prompt.") var maxTokens = 40
+    @Option(help: "Sampling temperature (0 = greedy).") var temperature = 0.0
+    @Option(help: "Nucleus sampling mass in (0, 1].") var topP = 1.0
+    @Option(help: "Sampler seed (prompt i uses seed + i).") var seed: UInt64 = 0
+    @Option(help: "Timed runs of each mode per prompt.") var repeats = 10
+    @Flag(help: "Print one JSON object as the last line.") var json = false
+
+    func validate() throws {
+        guard prompts >= 1, promptLength >= 1, repeats >= 1 else {
+            throw ValidationError("--prompts, --prompt-length and --repeats must be positive")
+        }
+    }
+
+    func run() throws {
+        do { try bench() } catch let e as ExitCode { throw e } catch {
+            FileHandle.standardError.write(Data("error: \(error)\n".utf8))
+            throw ExitCode(1)
+        }
+    }
+
+    private func bench() throws {
+        let (model, options) = try CausalLM.load(checkpoint: URL(fileURLWithPath: checkpoint))
+        let generator = Generator(model: model)
+        let d = generator.maximumDraftDepths
+        guard d >= 1 else { throw ValidationError("the checkpoint has no MTP depths to draft with") }
+        let set = try GenerationSetup.heldOutPrompts(options: options, documents: documents, count: prompts, length: promptLength)
+        let greedy = temperature == 0
+        FileHandle.standardError.write(Data(("mtp bench generate: \(set.count) held-out prompts × \(maxTokens) tokens, "
+            + "\(greedy ? "greedy" : "T=\(temperature), top-p \(topP)"), \(repeats) runs per mode, D=\(d), "
+            + "H=\(options.model.hiddenSize), \(options.model.layers) layers\n" + GenerationSetup.verificationNote(generator) + "\n").utf8))
+        var results: [(depths: Int, comparison: GenerationComparison)] = []
+        for depths in 1...d {
+            var total: GenerationComparison? = nil
+            for (i, prompt) in set.enumerated() {
+                let o = GenerationOptions(maxTokens: maxTokens, temperature: temperature, topP: topP,
+                                          seed: seed &+ UInt64(i), draftDepths: depths)
+                let c = try generator.compare(prompt: prompt, options: o, repeats: repeats)
+                total = total.map { $0.merged(with: c) } ?? c
+                FileHandle.standardError.write(Data("\rdraft depths \(depths)/\(d): prompt \(i + 1)/\(set.count)   ".utf8))
+            }
+            FileHandle.standardError.write(Data("\n".utf8))
+            results.append((depths, total!))
+        }
+        for (depths, c) in results {
+            GenerationSetup.printReport(c, depths: depths, greedy: greedy)
+        }
+        if json {
+            let batched = generator.verifiesInBatches
+            let each = results.map {
+                GenerationSetup.jsonObject($0.comparison, depths: $0.depths, greedy: greedy, batched: batched, tokens: nil)
+            }
+            let all = results.last!
+            print(GenerationSetup.jsonObject(all.comparison, depths: all.depths, greedy: greedy, batched: batched, tokens: nil,
+                                             extra: "\"by_draft_depths\": [\(each.joined(separator: ", "))]"))
+        }
+    }
+}

@@ -1,0 +1,187 @@
+import ArgumentParser
+import Foundation
+import Tensors
+import Training
+
+/// `mtp generate`: decode from a checkpoint, plainly or speculatively with its MTP heads.
+struct GenerateCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "generate",
+        abstract: "Generate tokens from a checkpoint (KV cache; --speculative drafts with the MTP heads).",
+        discussion: """
+        The prompt is --prompt TEXT (byte-level checkpoints, vocabulary 256), --prompt-tokens 1,2,3, or by \
+        default a held-out prefix of the built-in corpus the checkpoint was trained on (same vocabulary, seed \
+        and split as `mtp train`). With --speculative every main forward verifies the drafts of the first \
+        --draft-depths MTP depths; the same prompt is also decoded plainly, and the report gives each depth's \
+        acceptance (accepted / checked, a depth being checked when every earlier draft of its step was \
+        accepted), the mean tokens per verifying forward, the wall-clock speed-up (fastest of --repeats \
+        alternating runs of each mode) and whether the output is identical to plain decoding (temperature 0; \
+        sampled runs follow the same distribution with other random draws, so they are not compared).
+        """)
+
+    @Option(help: "Checkpoint written by `mtp train`.") var checkpoint = "runs/default/checkpoint.safetensors"
+    @Option(help: "Prompt text (byte-level checkpoints).") var prompt: String?
+    @Option(help: "Prompt token ids, comma-separated.") var promptTokens: String?
+    @Option(help: "Index of the held-out corpus document whose prefix is the default prompt.") var promptIndex = 0
+    @Option(help: "Tokens of the default (corpus) prompt.") var promptLength = 8
+    @Option(help: "Documents `mtp train` drew from the built-in corpus (for the held-out split).") var documents = 6000
+    @Option(help: "Tokens to generate.") var maxTokens = 40
+    @Option(help: "Sampling temperature (0 = greedy).") var temperature = 0.0
+    @Option(help: "Nucleus sampling mass in (0, 1].") var topP = 1.0
+    @Option(help: "Sampler seed.") var seed: UInt64 = 0
+    @Flag(help: "Draft with the MTP heads and verify (also decodes plainly to compare).") var speculative = false
+    @Option(help: "MTP depths that draft (default: all of the checkpoint's).") var draftDepths: Int?
+    @Option(help: "Timed runs of each mode with --speculative.") var repeats = 20
+    @Flag(help: "Print one JSON object as the last line.") var json = false
+
+    func validate() throws {
+        guard prompt == nil || promptTokens == nil else { throw ValidationError("give at most one of --prompt and --prompt-tokens") }
+        guard repeats >= 1 else { throw ValidationError("--repeats must be at least 1, got \(repeats)") }
+        guard speculative || draftDepths == nil else { throw ValidationError("--draft-depths needs --speculative") }
+        guard promptLength >= 1 else { throw ValidationError("--prompt-length must be at least 1, got \(promptLength)") }
+    }
+
+    func run() throws {
+        do { try generate() } catch let e as ExitCode { throw e } catch {
+            FileHandle.standardError.write(Data("error: \(error)\n".utf8))
+            throw ExitCode(1)
+        }
+    }
+
+    private func generate() throws {
+        let (model, options) = try CausalLM.load(checkpoint: URL(fileURLWithPath: checkpoint))
+        let generator = Generator(model: model)
+        let tokens = try GenerationSetup.promptTokens(text: prompt, ids: promptTokens, options: options,
+                                                      documents: documents, index: promptIndex, length: promptLength)
+        let isText = prompt != nil
+        let depths = speculative ? (draftDepths ?? generator.maximumDraftDepths) : 0
+        if speculative && depths < 1 {
+            throw ValidationError("--speculative needs a checkpoint with MTP depths and --draft-depths >= 1")
+        }
+        let o = GenerationOptions(maxTokens: maxTokens, temperature: temperature, topP: topP, seed: seed, draftDepths: depths)
+        guard speculative else {
+            let result = try generator.generate(prompt: tokens, options: o)
+            print("prompt     \(GenerationSetup.render(tokens, asText: isText))")
+            let rate = Double(result.tokens.count) / Swift.max(result.statistics.seconds, 1e-12)
+            print("generated  \(GenerationSetup.render(result.tokens, asText: isText))")
+            print(String(format: "plain decoding: %d tokens in %.2f ms (%.0f tokens/s), %d main forwards",
+                         result.tokens.count, result.statistics.seconds * 1e3, rate, result.statistics.mainForwards))
+            if json {
+                print("{\"tokens\": [\(result.tokens.map(String.init).joined(separator: ", "))], \"acceptance\": [], "
+                    + "\"tokens_per_forward\": 1, \"speedup\": null, \"identical\": null, "
+                    + "\"seconds\": \(jsonNumber(result.statistics.seconds))}")
+            }
+            return
+        }
+        let c = try generator.compare(prompt: tokens, options: o, repeats: repeats)
+        print("prompt     \(GenerationSetup.render(tokens, asText: isText))")
+        print("generated  \(GenerationSetup.render(c.speculativeTokens, asText: isText))")
+        FileHandle.standardError.write(Data((GenerationSetup.verificationNote(generator) + "\n").utf8))
+        GenerationSetup.printReport(c, depths: depths, greedy: temperature == 0)
+        if json {
+            print(GenerationSetup.jsonObject(c, depths: depths, greedy: temperature == 0, batched: generator.verifiesInBatches,
+                                             tokens: c.speculativeTokens))
+        }
+    }
+}
+
+/// What `mtp generate` and `mtp bench generate` share: prompts, rendering and reports.
+enum GenerationSetup {
+    /// The prompt: UTF-8 bytes of `text`, the ids in `ids`, or held-out corpus prefixes.
+    static func promptTokens(text: String?, ids: String?, options: TrainingOptions, documents: Int, index: Int,
+                             length: Int) throws -> [Int32] {
+        let v = options.model.vocabularySize
+        if let text {
+            guard v == TextData.vocabularySize else {
+                throw ValidationError("--prompt TEXT needs a byte-level checkpoint (vocabulary 256), this one has \(v); use --prompt-tokens")
+            }
+            return text.utf8.map { Int32($0) }
+        }
+        if let ids {
+            var out: [Int32] = []
+            for part in ids.split(separator: ",", omittingEmptySubsequences: false) {
+                let s = part.trimmingCharacters(in: .whitespaces)
+                guard let t = Int32(s) else { throw ValidationError("--prompt-tokens: '\(s)' is not a token id") }
+                out.append(t)
+            }
+            return out
+        }
+        let prompts = try heldOutPrompts(options: options, documents: documents, count: index + 1, length: length)
+        guard index >= 0, index < prompts.count else {
+            throw ValidationError("--prompt-index \(index) is outside the \(prompts.count) held-out documents")
+        }
+        return prompts[index]
+    }
+
+    /// The first `length` tokens of the first `count` held-out documents of the built-in
+    /// corpus, drawn and split as `mtp train` does (TrainCommand.loadData).
+    static func heldOutPrompts(options: TrainingOptions, documents: Int, count: Int, length: Int) throws -> [[Int32]] {
+        let v = options.model.vocabularySize
+        // A checkpoint does not record its data source; vocabulary 256 is taken to be byte-level text.
+        guard SyntheticCorpus.vocabularySizes.contains(v), v != TextData.vocabularySize else {
+            throw ValidationError("default prompts are built-in corpus prefixes, and vocabulary \(v) is "
+                + (v == TextData.vocabularySize ? "byte-level text: give --prompt TEXT or --prompt-tokens"
+                                                : "not a corpus vocabulary: give --prompt-tokens"))
+        }
+        let corpus = try SyntheticCorpus(vocabularySize: v, seed: options.seed)
+        let docs = try corpus.documents(count: documents, seed: options.seed &+ 1)
+        let split = try DocumentSplit(docs, heldOutFraction: options.heldOutFraction, seed: options.seed &+ 2)
+        return split.heldOut.prefix(count).map { Array($0.prefix(length)) }
+    }
+
+    /// Byte tokens as text when asked (lossy UTF-8), else space-separated ids.
+    static func render(_ tokens: [Int32], asText: Bool) -> String {
+        if asText { return String(decoding: tokens.map { UInt8(truncatingIfNeeded: $0) }, as: UTF8.self) }
+        return tokens.map(String.init).joined(separator: " ")
+    }
+
+    /// The best acceptance an exact model could get, per depth. The corpus is a first-order
+    /// chain and depth k sees the embedding of the token it follows (the previous draft), so an
+    /// exact depth-k head predicts P(· | that token) — exactly what the exact main model
+    /// predicts when it verifies that position. Its draft distribution equals the target, so
+    /// every draft passes: greedy drafts equal the greedy choice (argmax ties broken alike),
+    /// sampled drafts pass with probability Σ min(p, q) = 1.
+    static func bestAcceptance(depths: Int) -> [Double] { [Double](repeating: 1, count: depths) }
+
+    static func printReport(_ c: GenerationComparison, depths: Int, greedy: Bool) {
+        let s = c.statistics
+        print("speculative decoding with \(depths) MTP depth\(depths == 1 ? "" : "s") (\(greedy ? "greedy" : "sampled")), "
+            + "\(c.prompts) prompt\(c.prompts == 1 ? "" : "s"):")
+        let best = bestAcceptance(depths: depths)
+        for (k, a) in s.acceptance.enumerated() {
+            print(String(format: "  depth %d acceptance   %.3f  (%d/%d; best possible %.3f)", k, a, s.accepted[k], s.drafted[k], best[k]))
+        }
+        print(String(format: "  tokens per forward   %.3f  (%d verifying forwards)", s.tokensPerForward, s.verifications))
+        print(String(format: "  wall time            plain %.3f ms, speculative %.3f ms: speed-up %.3f×",
+                     c.plainSeconds * 1e3, c.speculativeSeconds * 1e3, c.speedup))
+        print(greedy ? "  identical to plain   \(c.identical ? "yes" : "NO") (\(c.identicalPrompts)/\(c.prompts) prompts)"
+                     : "  identical to plain   not compared (sampling)")
+    }
+
+    /// How verification runs on this BLAS (see ``Generator/verifiesInBatches``).
+    static func verificationNote(_ generator: Generator) -> String {
+        generator.verifiesInBatches
+            ? "verification: drafts batched into one main forward (this BLAS gives batch-invariant GEMM rows)"
+            : "verification: row by row, since this BLAS rounds GEMM rows differently for different row counts "
+                + "(greedy output stays identical, the batched speed-up is lost; OpenBLAS's SkylakeX kernels are invariant)"
+    }
+
+    static func jsonObject(_ c: GenerationComparison, depths: Int, greedy: Bool, batched: Bool, tokens: [Int32]?,
+                           extra: String = "") -> String {
+        let s = c.statistics
+        var fields: [String] = []
+        if let tokens { fields.append("\"tokens\": [\(tokens.map(String.init).joined(separator: ", "))]") }
+        fields.append("\"draft_depths\": \(depths)")
+        fields.append("\"acceptance\": [\(s.acceptance.map(jsonNumber).joined(separator: ", "))]")
+        fields.append("\"best_acceptance\": [\(bestAcceptance(depths: depths).map(jsonNumber).joined(separator: ", "))]")
+        fields.append("\"tokens_per_forward\": \(jsonNumber(s.tokensPerForward))")
+        fields.append("\"speedup\": \(jsonNumber(c.speedup))")
+        fields.append("\"identical\": \(greedy ? String(c.identical) : "null")")
+        fields.append("\"plain_seconds\": \(jsonNumber(c.plainSeconds))")
+        fields.append("\"speculative_seconds\": \(jsonNumber(c.speculativeSeconds))")
+        fields.append("\"prompts\": \(c.prompts)")
+        fields.append("\"batched_verification\": \(batched)")
+        if !extra.isEmpty { fields.append(extra) }
+        return "{" + fields.joined(separator: ", ") + "}"
+    }
+}

@@ -1,0 +1,165 @@
+// The decoding engine's KV caches against a full recomputation through the model's
+// layers (main trunk and every MTP depth, with rolled-back positions), verification
+// rows bit-identical to plain decoding (what greedy identity rests on), and
+// KVCache.truncate on NN's attention.
+
+import Foundation
+import MTP
+import NN
+import Tensors
+@testable import Training
+import XCTest
+
+final class GenerationCacheTests: XCTestCase {
+    /// Largest |a − b| over two logit rows.
+    private func maxDifference(_ a: UnsafePointer<Float>, _ b: [Float]) -> Float {
+        var m: Float = 0
+        for (i, y) in b.enumerated() { m = Swift.max(m, abs(a[i] - y)) }
+        return m
+    }
+
+    private func sequence(_ count: Int, vocabularySize v: Int, seed: UInt64) -> [Int32] {
+        var g = SplitMix64(seed: seed)
+        return (0..<count).map { _ in Int32(g.next() % UInt64(v)) }
+    }
+
+    func testMainCacheMatchesFullRecomputation() throws {
+        let model = try randomGenerationModel(scale: 8)
+        let tokens = sequence(21, vocabularySize: 11, seed: 3)
+        let reference = try referenceLogits(model, tokens).main
+        let engine = DecodingEngine(weights: DecodingWeights(model))
+        let v = model.config.vocabularySize
+        var start = 0, worst: Float = 0
+        // Chunks of 5, 1, 2, 3, 4, … rows; before each, a rejected block of garbage is appended and rolled back.
+        for (i, size) in [5, 1, 2, 3, 4, 1, 1, 3, 1].enumerated() {
+            let garbage = sequence(i % 3 + 1, vocabularySize: v, seed: UInt64(i))
+            garbage.withUnsafeBufferPointer { engine.runMain($0, start: start, outputs: $0.count) }
+            engine.truncateMain(to: start)
+            let chunk = Array(tokens[start..<(start + size)])
+            chunk.withUnsafeBufferPointer { engine.runMain($0, start: start, outputs: size) }
+            for r in 0..<size {
+                worst = Swift.max(worst, maxDifference(engine.logits.pointer + r * v, reference[start + r]))
+            }
+            start += size
+        }
+        XCTAssertEqual(start, tokens.count)
+        XCTAssertLessThan(worst, 2e-4, "largest logit difference against the full forward")
+    }
+
+    func testDepthCachesMatchFullRecomputation() throws {
+        let model = try randomGenerationModel(depths: 3, scale: 8)
+        let s = 16
+        let tokens = sequence(s, vocabularySize: 11, seed: 8)
+        let reference = try referenceLogits(model, tokens).depths
+        let engine = DecodingEngine(weights: DecodingWeights(model))
+        let v = model.config.vocabularySize
+        tokens.withUnsafeBufferPointer { engine.runMain($0, start: 0, outputs: s) }
+        for k in 0..<3 {
+            // Positions 0 ..< s − k − 1 have a next-but-k token; row p reads token p + k + 1.
+            let count = s - k - 1
+            var start = 0, worst: Float = 0
+            for (i, size) in [3, 1, 1, 2, 4, 1, 2, 1, 1].enumerated() where start < count {
+                let size = Swift.min(size, count - start)
+                // A speculative row with a wrong token, rolled back.
+                [Int32((i * 7) % v)].withUnsafeBufferPointer { engine.runDepth(k, tokens: $0, start: start, outputs: 1) }
+                engine.truncateDepth(k, to: start)
+                let inputs = Array(tokens[(start + k + 1)..<(start + k + 1 + size)])
+                inputs.withUnsafeBufferPointer { engine.runDepth(k, tokens: $0, start: start, outputs: size) }
+                worst = Swift.max(worst, maxDifference(engine.logits.pointer, reference[k][start + size - 1]))
+                start += size
+            }
+            XCTAssertEqual(start, count)
+            XCTAssertLessThan(worst, 2e-4, "depth \(k): largest logit difference against the full MTP forward")
+        }
+    }
+
+    /// Logits of `block` verified at position 7 after `prefix`, and of the same rows decoded one by one.
+    private func verifiedAndSingle(_ model: CausalLM, batched: Bool, rows m: Int) -> (verified: [[Float]], single: [[Float]]) {
+        let v = model.config.vocabularySize
+        let prefix = sequence(7, vocabularySize: v, seed: 1), block = Array(sequence(6, vocabularySize: v, seed: 2).prefix(m))
+        let verifier = DecodingEngine(weights: DecodingWeights(model)), single = DecodingEngine(weights: DecodingWeights(model))
+        verifier.verifiesInBatches = batched
+        for e in [verifier, single] { prefix.withUnsafeBufferPointer { e.runMain($0, start: 0, outputs: prefix.count) } }
+        block.withUnsafeBufferPointer { verifier.verify($0, start: 7) }
+        let verified = (0..<m).map { Array(UnsafeBufferPointer(start: verifier.logits.pointer + $0 * v, count: v)) }
+        var alone: [[Float]] = []
+        for r in 0..<m {
+            [block[r]].withUnsafeBufferPointer { single.runMain($0, start: 7 + r, outputs: 1) }
+            alone.append(Array(UnsafeBufferPointer(start: single.logits.pointer, count: v)))
+        }
+        return (verified, alone)
+    }
+
+    func testRowByRowVerificationEqualsPlainDecodingBitForBit() throws {
+        // The fallback on BLAS libraries whose GEMM rows depend on the row count: exact by construction.
+        let model = try randomGenerationModel(scale: 8)
+        for m in 1...6 {
+            let (verified, single) = verifiedAndSingle(model, batched: false, rows: m)
+            XCTAssertEqual(verified, single, "\(m) rows")
+        }
+    }
+
+    func testBatchedVerificationEqualsPlainDecodingWhenTheProbeAllowsIt() throws {
+        let model = try randomGenerationModel(depths: 3, scale: 8)
+        let probe = DecodingEngine(weights: DecodingWeights(model))
+        try XCTSkipUnless(probe.verifiesInBatches,
+                          "this BLAS rounds GEMM rows differently for different row counts (OpenBLAS picks its kernels "
+                          + "from the CPU; set OPENBLAS_CORETYPE=SkylakeX on AVX-512 machines); decoding verifies row by row here")
+        for m in 1...4 {
+            let (verified, single) = verifiedAndSingle(model, batched: true, rows: m)
+            XCTAssertEqual(verified, single, "\(m) rows")
+        }
+    }
+
+    func testBatchedVerificationMatchesWithinRounding() throws {
+        // Whatever the BLAS, batching changes at most the last bits.
+        let model = try randomGenerationModel(scale: 8)
+        let (verified, single) = verifiedAndSingle(model, batched: true, rows: 4)
+        for (a, b) in zip(verified.joined(), single.joined()) { XCTAssertEqual(a, b, accuracy: 1e-4) }
+    }
+
+    func testKVCacheTruncateRollsBackNNAttention() throws {
+        var g = SplitMix64(seed: 4)
+        let attention = try Attention(hiddenSize: 8, heads: 2, generator: &g)
+        let x = Tensor.normal([1, 7, 8], generator: &g)
+        let wrong = Tensor.normal([1, 2, 8], generator: &g)
+        try withoutGrad {
+            let full = try attention(x, positions: try Tensor.arange(0, 7).reshaped([1, 7]))
+            let cache = KVCache()
+            _ = try attention(try x.sliced(axis: 1, 0..<4), positions: try Tensor.arange(0, 4).reshaped([1, 4]), cache: cache)
+            _ = try attention(wrong, positions: try Tensor.arange(4, 6).reshaped([1, 2]), cache: cache)
+            XCTAssertEqual(cache.length, 6)
+            try cache.truncate(to: 4)
+            XCTAssertEqual(cache.length, 4)
+            let rest = try attention(try x.sliced(axis: 1, 4..<7), positions: try Tensor.arange(4, 7).reshaped([1, 3]), cache: cache)
+            let expected = try full.sliced(axis: 1, 4..<7).floats
+            for (a, b) in zip(rest.floats, expected) { XCTAssertEqual(a, b, accuracy: 1e-5) }
+            XCTAssertThrowsError(try cache.truncate(to: 8))
+            XCTAssertThrowsError(try cache.truncate(to: -1))
+            try cache.truncate(to: 0)
+            XCTAssertEqual(cache.length, 0)
+        }
+    }
+
+    func testDecodingCacheGrowsAndKeepsItsPositions() {
+        let cache = DecodingCache(heads: 2, headDimension: 4)
+        var keys: [Float] = [], values: [Float] = []
+        for t in 0..<150 {
+            let k = (0..<8).map { Float(t * 10 + $0) }, v = (0..<8).map { -Float(t * 10 + $0) }
+            k.withUnsafeBufferPointer { kp in v.withUnsafeBufferPointer { cache.append(keys: kp.baseAddress!, values: $0.baseAddress!, count: 1) } }
+            keys += k
+            values += v
+        }
+        XCTAssertEqual(cache.length, 150)
+        XCTAssertGreaterThanOrEqual(cache.capacity, 150)
+        XCTAssertEqual(cache.capacity % 8, 0)
+        for t in [0, 63, 64, 149] {
+            for head in 0..<2 {
+                for c in 0..<4 { XCTAssertEqual(cache.keys(head: head)[c * cache.capacity + t], keys[t * 8 + head * 4 + c]) }
+            }
+            for j in 0..<8 { XCTAssertEqual(cache.values.pointer[t * 8 + j], values[t * 8 + j]) }
+        }
+        cache.truncate(to: 3)
+        XCTAssertEqual(cache.length, 3)
+    }
+}
