@@ -21,7 +21,7 @@ public struct ModelConfig: Codable, Equatable, Sendable {
     public var mtpDepths: Int
     public var mtpLossScalingFactor: Float
 
-    public init(vocabularySize: Int, hiddenSize: Int = 96, layers: Int = 2, heads: Int = 4, intermediateSize: Int = 256,
+    public init(vocabularySize: Int, hiddenSize: Int = 96, layers: Int = 8, heads: Int = 4, intermediateSize: Int = 256,
                 mtpDepths: Int = 2, mtpLossScalingFactor: Float = 0.3) {
         self.vocabularySize = vocabularySize
         self.hiddenSize = hiddenSize

@@ -11,7 +11,7 @@ Step: backward, global-norm clip 1.0, AdamW (β 0.9/0.95, weight decay on matric
 Data: packed rows of random-length documents (16–48 tokens) of random ids: the
 step's cost does not depend on the values. Prints tokens/s. Optional: CI never runs it.
 
-Usage: python3 scripts/bench/torch_train.py [--steps 30 --batch 16 --seq 64 --hidden 96 --layers 2 --heads 4 --inter 256 --depths 2 --vocab 64]
+Usage: python3 scripts/bench/torch_train.py [--steps 30 --batch 16 --seq 64 --hidden 96 --layers 8 --heads 4 --inter 256 --depths 2 --vocab 64]
 """
 import argparse, json, math, time
 
@@ -116,7 +116,7 @@ def batch(a, g):
 
 def main():
     p = argparse.ArgumentParser()
-    for k, v in dict(steps=30, batch=16, seq=64, hidden=96, layers=2, heads=4, inter=256, depths=2, vocab=64).items():
+    for k, v in dict(steps=30, batch=16, seq=64, hidden=96, layers=8, heads=4, inter=256, depths=2, vocab=64).items():
         p.add_argument(f"--{k}", type=int, default=v)
     p.add_argument("--scale", type=float, default=0.3)
     p.add_argument("--threads", type=int, default=0)
