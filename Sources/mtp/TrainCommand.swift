@@ -276,7 +276,8 @@ struct TrainCommand: ParsableCommand {
         print("head        held-out CE   floor     gap      top-1")
         func row(_ name: String, _ ce: Double, _ floor: Double?, _ acc: Double) {
             let f = floor.map { String(format: "%8.4f  %+7.4f", $0, ce - $0) } ?? "       -        -"
-            print(String(format: "%-10@  %10.4f  %@  %7.3f", name as NSString, ce, f, acc))
+            let padded = name.padding(toLength: 10, withPad: " ", startingAt: 0)
+            print(padded + String(format: "  %10.4f  %@  %7.3f", ce, f, acc))
         }
         row("main", e.mainLoss, floors?.main, e.mainAccuracy)
         for (k, l) in e.depthLosses.enumerated() { row("depth \(k)", l, floors?.depths[k], e.depthAccuracies[k]) }
