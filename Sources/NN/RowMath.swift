@@ -9,17 +9,7 @@ enum RowMath {
 
     /// Σ a[i]·b[i].
     @inline(__always)
-    static func dot(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, _ n: Int) -> Float {
-        var acc = SIMD8<Float>(repeating: 0)
-        var i = 0
-        while i + 8 <= n {
-            acc += load(a + i) * load(b + i)
-            i += 8
-        }
-        var s = acc.sum()
-        while i < n { s += a[i] * b[i]; i += 1 }
-        return s
-    }
+    static func dot(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, _ n: Int) -> Float { VectorMath.dot(a, b, count: n) }
 
     /// The largest of x[0..<n] (−inf for n = 0; NaN is not propagated here, the later exp does).
     @inline(__always)
@@ -28,23 +18,7 @@ enum RowMath {
     /// x[i] ← exp(x[i] − shift) for i < n; returns the sum of the new values.
     @inline(__always)
     static func expInPlace(_ x: UnsafeMutablePointer<Float>, _ n: Int, shift: Float) -> Float {
-        let s8 = SIMD8<Float>(repeating: shift)
-        var acc = SIMD8<Float>(repeating: 0)
-        var i = 0
-        while i + 8 <= n {
-            let e = exp(load(x + i) - s8)
-            store(e, x + i)
-            acc += e
-            i += 8
-        }
-        var s = acc.sum()
-        if i < n {
-            var t = SIMD8<Float>(repeating: -.infinity)
-            for k in 0..<(n - i) { t[k] = x[i + k] }
-            let e = exp(t - s8)
-            for k in 0..<(n - i) { x[i + k] = e[k]; s += e[k] }
-        }
-        return s
+        VectorMath.expShifted(x, count: n, shift: shift)
     }
 
     /// x[i] ← x[i]·s for i < n.

@@ -109,6 +109,44 @@ public enum VectorMath {
         return m
     }
 
+    /// Σ a[i]·b[i] over `n` elements, eight lanes at a time (a fixed order: the same
+    /// inputs always give the same bits).
+    @inlinable @inline(__always)
+    public static func dot(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, count n: Int) -> Float {
+        var acc = SIMD8<Float>(repeating: 0)
+        var i = 0
+        while i + 8 <= n {
+            acc += UnsafeRawPointer(a + i).loadUnaligned(as: SIMD8<Float>.self)
+                * UnsafeRawPointer(b + i).loadUnaligned(as: SIMD8<Float>.self)
+            i += 8
+        }
+        var s = acc.sum()
+        while i < n { s += a[i] * b[i]; i += 1 }
+        return s
+    }
+
+    /// `x[i] ← exp(x[i] − shift)` for i < n, in place; returns the sum of the new values.
+    @inlinable @inline(__always)
+    public static func expShifted(_ x: UnsafeMutablePointer<Float>, count n: Int, shift: Float) -> Float {
+        let s8 = SIMD8<Float>(repeating: shift)
+        var acc = SIMD8<Float>(repeating: 0)
+        var i = 0
+        while i + 8 <= n {
+            let p = UnsafeMutableRawPointer(x + i)
+            let e = exp(p.loadUnaligned(as: SIMD8<Float>.self) - s8)
+            p.storeBytes(of: e, as: SIMD8<Float>.self)
+            acc += e
+            i += 8
+        }
+        var total = acc.sum()
+        while i < n {
+            x[i] = exp(x[i] - shift)
+            total += x[i]
+            i += 1
+        }
+        return total
+    }
+
     /// Scalar e^x with the same algorithm (for tails and single values).
     @inlinable
     public static func exp(_ x: Float) -> Float { exp(SIMD8(repeating: x))[0] }

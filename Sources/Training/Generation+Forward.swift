@@ -358,35 +358,12 @@ final class DecodingEngine {
     /// x[i] ← exp(x[i] − shift) for i < n; returns the sum.
     @inline(__always)
     private func expShifted(_ xp: UnsafeMutablePointer<Float>, _ n: Int, shift: Float) -> Float {
-        let s8 = SIMD8<Float>(repeating: shift)
-        var acc = SIMD8<Float>(repeating: 0)
-        var i = 0
-        while i + 8 <= n {
-            let e = VectorMath.exp(load(xp + i) - s8)
-            store(e, xp + i)
-            acc += e
-            i += 8
-        }
-        var total = acc.sum()
-        while i < n {
-            xp[i] = VectorMath.exp(xp[i] - shift)
-            total += xp[i]
-            i += 1
-        }
-        return total
+        VectorMath.expShifted(xp, count: n, shift: shift)
     }
 
     @inline(__always)
     private func dot(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, _ n: Int) -> Float {
-        var acc = SIMD8<Float>(repeating: 0)
-        var i = 0
-        while i + 8 <= n {
-            acc += load(a + i) * load(b + i)
-            i += 8
-        }
-        var total = acc.sum()
-        while i < n { total += a[i] * b[i]; i += 1 }
-        return total
+        VectorMath.dot(a, b, count: n)
     }
 
     @inline(__always)
