@@ -39,10 +39,7 @@ struct BenchGenerateCommand: ParsableCommand {
     }
 
     func run() throws {
-        do { try bench() } catch let e as ExitCode { throw e } catch {
-            FileHandle.standardError.write(Data("error: \(error)\n".utf8))
-            throw ExitCode(1)
-        }
+        try reportingErrors { try bench() }
     }
 
     private func bench() throws {

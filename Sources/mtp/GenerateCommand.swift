@@ -42,10 +42,7 @@ struct GenerateCommand: ParsableCommand {
     }
 
     func run() throws {
-        do { try generate() } catch let e as ExitCode { throw e } catch {
-            FileHandle.standardError.write(Data("error: \(error)\n".utf8))
-            throw ExitCode(1)
-        }
+        try reportingErrors { try generate() }
     }
 
     private func generate() throws {

@@ -22,7 +22,7 @@ struct LossCommand: ParsableCommand {
     var grads: String?
 
     func run() throws {
-        do {
+        try reportingErrors {
             let result = try LossCase(contentsOf: URL(fileURLWithPath: caseFile)).evaluate()
             if let grads {
                 var named: [String: Tensor] = [:]
@@ -36,10 +36,6 @@ struct LossCommand: ParsableCommand {
                 fields.append("\"per_depth\": [\(perDepth.map { jsonNumber(Double($0)) }.joined(separator: ", "))]")
             }
             print("{\(fields.joined(separator: ", "))}")
-        } catch {
-            let message = "\(error)".replacingOccurrences(of: "\n", with: " ")
-            FileHandle.standardError.write(Data("error: \(message)\n".utf8))
-            throw ExitCode(1)
         }
     }
 }

@@ -58,10 +58,7 @@ struct TrainCommand: ParsableCommand {
     var printSchedule = false
 
     func run() throws {
-        do { try train() } catch let e as ExitCode { throw e } catch {
-            FileHandle.standardError.write(Data("error: \(error)\n".utf8))
-            throw ExitCode(1)
-        }
+        try reportingErrors { try train() }
     }
 
     private func train() throws {
