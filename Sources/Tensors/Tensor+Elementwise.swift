@@ -12,7 +12,7 @@ extension Tensor {
     var floatResultDType: DType { dtype.isFloatingPoint ? dtype : .float32 }
 
     /// `f` applied to every element, computed in Float32.
-    func mapFloats(_ f: (Float) -> Float) -> Tensor {
+    @inline(__always) func mapFloats(_ f: (Float) -> Float) -> Tensor {
         let x = float32Values(), n = count
         let out = Tensor.makeFloat(shape) { o in
             let p = x.floatPointer
@@ -36,7 +36,7 @@ extension Tensor {
     }
 
     /// `f(a, b)` with broadcasting, computed in Float32, result in `dtype`.
-    static func zipFloats(_ a: Tensor, _ b: Tensor, dtype: DType, _ f: (Float, Float) -> Float) throws -> Tensor {
+    @inline(__always) static func zipFloats(_ a: Tensor, _ b: Tensor, dtype: DType, _ f: (Float, Float) -> Float) throws -> Tensor {
         let shape = try broadcastShape(a.shape, b.shape)
         let x = a.float32Values(), y = b.float32Values()
         let px = x.floatPointer, py = y.floatPointer
