@@ -258,11 +258,10 @@ struct TrainCommand: ParsableCommand {
             docs = try TokenFileData.documents(fromUInt16File: URL(fileURLWithPath: tokens), vocabularySize: v, separator: separator)
             options.model.vocabularySize = v
         } else {
-            let c = try SyntheticCorpus(vocabularySize: options.model.vocabularySize, seed: options.seed)
-            corpus = c
-            docs = try c.documents(count: documents, seed: options.seed &+ 1)
+            corpus = try options.builtInCorpus()
+            docs = try options.builtInDocuments(count: documents)
         }
-        let split = try DocumentSplit(docs, heldOutFraction: options.heldOutFraction, seed: options.seed &+ 2)
+        let split = try options.split(docs)
         let floors = try corpus?.floors(on: split.heldOut, depths: options.model.mtpDepths)
         return Data_(train: split.train, heldOut: split.heldOut, floors: floors)
     }
