@@ -21,14 +21,9 @@ struct BenchGenerateCommand: ParsableCommand {
         all-depths run; "by_draft_depths" lists every depth count.
         """)
 
-    @Option(help: "Checkpoint written by `mtp train` on the built-in corpus.") var checkpoint = "runs/default/checkpoint.safetensors"
+    @OptionGroup var decoding: DecodingOptions
     @Option(help: "Held-out prompts.") var prompts = 32
     @Option(help: "Tokens per prompt.") var promptLength = 8
-    @Option(help: "Documents `mtp train` drew from the built-in corpus (for the held-out split).") var documents = 6000
-    @Option(help: "Tokens to generate per prompt.") var maxTokens = 40
-    @Option(help: "Sampling temperature (0 = greedy).") var temperature = 0.0
-    @Option(help: "Nucleus sampling mass in (0, 1].") var topP = 1.0
-    @Option(help: "Sampler seed (prompt i uses seed + i).") var seed: UInt64 = 0
     @Option(help: "Timed runs of each mode per prompt.") var repeats = 10
     @Flag(help: "Print one JSON object as the last line.") var json = false
 
@@ -43,21 +38,21 @@ struct BenchGenerateCommand: ParsableCommand {
     }
 
     private func bench() throws {
-        let (model, options) = try CausalLM.load(checkpoint: URL(fileURLWithPath: checkpoint))
+        let (model, options) = try CausalLM.load(checkpoint: URL(fileURLWithPath: decoding.checkpoint))
         let generator = Generator(model: model)
         let d = generator.maximumDraftDepths
         guard d >= 1 else { throw ValidationError("the checkpoint has no MTP depths to draft with") }
-        let set = try GenerationSetup.heldOutPrompts(options: options, documents: documents, count: prompts, length: promptLength)
-        let greedy = temperature == 0
-        FileHandle.standardError.write(Data(("mtp bench generate: \(set.count) held-out prompts × \(maxTokens) tokens, "
-            + "\(greedy ? "greedy" : "T=\(temperature), top-p \(topP)"), \(repeats) runs per mode, D=\(d), "
+        let set = try GenerationSetup.heldOutPrompts(options: options, documents: decoding.documents, count: prompts, length: promptLength)
+        let greedy = decoding.temperature == 0
+        FileHandle.standardError.write(Data(("mtp bench generate: \(set.count) held-out prompts × \(decoding.maxTokens) tokens, "
+            + "\(greedy ? "greedy" : "T=\(decoding.temperature), top-p \(decoding.topP)"), \(repeats) runs per mode, D=\(d), "
             + "H=\(options.model.hiddenSize), \(options.model.layers) layers\n" + GenerationSetup.verificationNote(generator) + "\n").utf8))
         var results: [(depths: Int, comparison: GenerationComparison)] = []
         for depths in 1...d {
             var total: GenerationComparison? = nil
             for (i, prompt) in set.enumerated() {
-                let o = GenerationOptions(maxTokens: maxTokens, temperature: temperature, topP: topP,
-                                          seed: seed &+ UInt64(i), draftDepths: depths)
+                let o = GenerationOptions(maxTokens: decoding.maxTokens, temperature: decoding.temperature, topP: decoding.topP,
+                                          seed: decoding.seed &+ UInt64(i), draftDepths: depths)
                 let c = try generator.compare(prompt: prompt, options: o, repeats: repeats)
                 total = total.map { $0.merged(with: c) } ?? c
                 FileHandle.standardError.write(Data("\rdraft depths \(depths)/\(d): prompt \(i + 1)/\(set.count)   ".utf8))

@@ -19,16 +19,11 @@ struct GenerateCommand: ParsableCommand {
         sampled runs follow the same distribution with other random draws, so they are not compared).
         """)
 
-    @Option(help: "Checkpoint written by `mtp train`.") var checkpoint = "runs/default/checkpoint.safetensors"
+    @OptionGroup var decoding: DecodingOptions
     @Option(help: "Prompt text (byte-level checkpoints).") var prompt: String?
     @Option(help: "Prompt token ids, comma-separated.") var promptTokens: String?
     @Option(help: "Index of the held-out corpus document whose prefix is the default prompt.") var promptIndex = 0
     @Option(help: "Tokens of the default (corpus) prompt.") var promptLength = 8
-    @Option(help: "Documents `mtp train` drew from the built-in corpus (for the held-out split).") var documents = 6000
-    @Option(help: "Tokens to generate.") var maxTokens = 40
-    @Option(help: "Sampling temperature (0 = greedy).") var temperature = 0.0
-    @Option(help: "Nucleus sampling mass in (0, 1].") var topP = 1.0
-    @Option(help: "Sampler seed.") var seed: UInt64 = 0
     @Flag(help: "Draft with the MTP heads and verify (also decodes plainly to compare).") var speculative = false
     @Option(help: "MTP depths that draft (default: all of the checkpoint's).") var draftDepths: Int?
     @Option(help: "Timed runs of each mode with --speculative.") var repeats = 20
@@ -46,16 +41,16 @@ struct GenerateCommand: ParsableCommand {
     }
 
     private func generate() throws {
-        let (model, options) = try CausalLM.load(checkpoint: URL(fileURLWithPath: checkpoint))
+        let (model, options) = try CausalLM.load(checkpoint: URL(fileURLWithPath: decoding.checkpoint))
         let generator = Generator(model: model)
         let tokens = try GenerationSetup.promptTokens(text: prompt, ids: promptTokens, options: options,
-                                                      documents: documents, index: promptIndex, length: promptLength)
+                                                      documents: decoding.documents, index: promptIndex, length: promptLength)
         let isText = prompt != nil
         let depths = speculative ? (draftDepths ?? generator.maximumDraftDepths) : 0
         if speculative && depths < 1 {
             throw ValidationError("--speculative needs a checkpoint with MTP depths and --draft-depths >= 1")
         }
-        let o = GenerationOptions(maxTokens: maxTokens, temperature: temperature, topP: topP, seed: seed, draftDepths: depths)
+        let o = GenerationOptions(maxTokens: decoding.maxTokens, temperature: decoding.temperature, topP: decoding.topP, seed: decoding.seed, draftDepths: depths)
         guard speculative else {
             let result = try generator.generate(prompt: tokens, options: o)
             print("prompt     \(GenerationSetup.render(tokens, asText: isText))")
@@ -74,9 +69,9 @@ struct GenerateCommand: ParsableCommand {
         print("prompt     \(GenerationSetup.render(tokens, asText: isText))")
         print("generated  \(GenerationSetup.render(c.speculativeTokens, asText: isText))")
         FileHandle.standardError.write(Data((GenerationSetup.verificationNote(generator) + "\n").utf8))
-        GenerationSetup.printReport(c, depths: depths, greedy: temperature == 0)
+        GenerationSetup.printReport(c, depths: depths, greedy: decoding.temperature == 0)
         if json {
-            print(GenerationSetup.jsonObject(c, depths: depths, greedy: temperature == 0, batched: generator.verifiesInBatches,
+            print(GenerationSetup.jsonObject(c, depths: depths, greedy: decoding.temperature == 0, batched: generator.verifiesInBatches,
                                              tokens: c.speculativeTokens))
         }
     }
@@ -111,7 +106,7 @@ enum GenerationSetup {
     }
 
     /// The first `length` tokens of the first `count` held-out documents of the built-in
-    /// corpus, drawn and split as `mtp train` does (TrainCommand.loadData).
+    /// corpus, drawn and split by the run's own rule (`TrainingOptions.builtInDocuments`, `split`).
     static func heldOutPrompts(options: TrainingOptions, documents: Int, count: Int, length: Int) throws -> [[Int32]] {
         let v = options.model.vocabularySize
         // A checkpoint does not record its data source; vocabulary 256 is taken to be byte-level text.
@@ -120,9 +115,7 @@ enum GenerationSetup {
                 + (v == TextData.vocabularySize ? "byte-level text: give --prompt TEXT or --prompt-tokens"
                                                 : "not a corpus vocabulary: give --prompt-tokens"))
         }
-        let corpus = try SyntheticCorpus(vocabularySize: v, seed: options.seed)
-        let docs = try corpus.documents(count: documents, seed: options.seed &+ 1)
-        let split = try DocumentSplit(docs, heldOutFraction: options.heldOutFraction, seed: options.seed &+ 2)
+        let split = try options.split(options.builtInDocuments(count: documents))
         return split.heldOut.prefix(count).map { Array($0.prefix(length)) }
     }
 
