@@ -1,20 +1,28 @@
 // swift-tools-version: 6.0
 import PackageDescription
 
-// MARK: - Targets
+// The module layering (arrows point to what a module imports; nothing imports sideways):
+//   mtp → LossCases, Generation, Training, Pipeline → Data, Model → MTP → NN, Losses → Tensors → CBLAS
 
 let package = Package(
     name: "MultiTokenPrediction",
     platforms: [.macOS(.v14)],
+    // MARK: - Products
     products: [
+        .library(name: "MultiTokenPrediction", targets: ["MultiTokenPrediction"]),
         .library(name: "Tensors", targets: ["Tensors"]),
         .library(name: "Losses", targets: ["Losses"]),
         .library(name: "NN", targets: ["NN"]),
         .library(name: "MTP", targets: ["MTP"]),
+        .library(name: "Data", targets: ["Data"]),
+        .library(name: "Model", targets: ["Model"]),
         .library(name: "Training", targets: ["Training"]),
+        .library(name: "Generation", targets: ["Generation"]),
         .library(name: "Pipeline", targets: ["Pipeline"]),
+        .library(name: "LossCases", targets: ["LossCases"]),
         .executable(name: "mtp", targets: ["mtp"]),
     ],
+    // MARK: - Dependencies
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
     ],
@@ -26,23 +34,34 @@ let package = Package(
             providers: [.apt(["libopenblas-dev", "pkg-config"])]
         ),
 
-        // MARK: Library modules
+        // MARK: Core
         .target(
             name: "Tensors",
             dependencies: [.target(name: "CBLAS", condition: .when(platforms: [.linux]))]
         ),
-
         .target(name: "Losses", dependencies: ["Tensors"]),
         .target(name: "NN", dependencies: ["Tensors"]),
         .target(name: "MTP", dependencies: ["Tensors", "Losses", "NN"]),
-        .target(name: "Training", dependencies: ["Tensors", "Losses", "NN", "MTP"]),
-        .target(name: "Pipeline", dependencies: ["Tensors", "Losses", "NN", "MTP", "Training"]),
+
+        // MARK: Models, data and what runs them
+        .target(name: "Data", dependencies: ["Tensors"]),
+        .target(name: "Model", dependencies: ["Tensors", "Losses", "NN", "MTP"]),
+        .target(name: "Training", dependencies: ["Tensors", "Losses", "NN", "MTP", "Data", "Model"]),
+        .target(name: "Generation", dependencies: ["Tensors", "NN", "MTP", "Model"]),
+        .target(name: "Pipeline", dependencies: ["Tensors", "Losses", "NN", "MTP", "Data", "Model"]),
+        .target(name: "LossCases", dependencies: ["Tensors", "Losses", "MTP"]),
+
+        // MARK: Umbrella
+        .target(
+            name: "MultiTokenPrediction",
+            dependencies: ["Tensors", "Losses", "NN", "MTP", "Data", "Model", "Training", "Generation", "Pipeline", "LossCases"]
+        ),
 
         // MARK: Command-line tool
         .executableTarget(
             name: "mtp",
             dependencies: [
-                "Tensors", "Losses", "NN", "MTP", "Training", "Pipeline",
+                "Tensors", "Losses", "NN", "MTP", "Data", "Model", "Training", "Generation", "Pipeline", "LossCases",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -52,9 +71,12 @@ let package = Package(
         .testTarget(name: "TensorsTests", dependencies: ["Tensors", "TestSupport"]),
         .testTarget(name: "LossesTests", dependencies: ["Losses", "TestSupport"]),
         .testTarget(name: "NNTests", dependencies: ["NN", "TestSupport"]),
-        .testTarget(name: "MTPTests", dependencies: ["MTP", "Losses", "TestSupport"]),
-        .testTarget(name: "TrainingTests", dependencies: ["Training", "MTP", "NN", "TestSupport"]),
-        .testTarget(name: "PipelineTests", dependencies: ["Pipeline", "Training", "MTP", "NN", "TestSupport"]),
+        .testTarget(name: "MTPTests", dependencies: ["MTP", "Losses", "NN", "TestSupport"]),
+        .testTarget(name: "DataTests", dependencies: ["Data", "Tensors", "MTP"]),
+        .testTarget(name: "LossCasesTests", dependencies: ["LossCases", "MTP", "Losses", "TestSupport"]),
+        .testTarget(name: "TrainingTests", dependencies: ["Training", "Data", "Model", "MTP", "NN", "TestSupport"]),
+        .testTarget(name: "GenerationTests", dependencies: ["Generation", "Training", "Data", "Model", "MTP", "NN", "TestSupport"]),
+        .testTarget(name: "PipelineTests", dependencies: ["Pipeline", "Training", "Data", "Model", "MTP", "NN", "TestSupport"]),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -3,12 +3,13 @@
 // the model's parameters. A stage that throws aborts every transport, so the
 // other stages stop, and the step rethrows that error.
 
+import Data
+import Model
 import Dispatch
 import Foundation
 import Losses
 import MTP
 import Tensors
-import Training
 
 /// Timing of one or more pipeline steps.
 ///

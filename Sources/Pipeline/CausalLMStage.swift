@@ -14,12 +14,13 @@
 //   not first     send the received leaves' gradients (x, e_k) to the previous stage
 // A middle stage sends its e_k leaves on unchanged, so their gradient passes through it.
 
+import Data
+import Model
 import Foundation
 import Losses
 import MTP
 import NN
 import Tensors
-import Training
 
 /// Names of the tensors in stage messages.
 enum MessageName {

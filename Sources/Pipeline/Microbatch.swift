@@ -15,10 +15,11 @@
 // The per-token loss runs with reduction `.sum` and `numLabelTokens` = N or N_k
 // (SPEC §2), chosen per call in the order of SPEC §4: main first, then depths 0 … D−1.
 
+import Data
+import Model
 import Losses
 import MTP
 import Tensors
-import Training
 
 /// Rows of a batch that travel through the pipeline together.
 public struct Microbatch: Sendable {

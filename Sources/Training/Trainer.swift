@@ -3,72 +3,12 @@
 // held-out evaluation and bit-exact checkpoint/resume.
 
 import Foundation
+import Data
 import Losses
+import Model
 import MTP
 import NN
 @_spi(Kernels) import Tensors
-
-/// Everything that defines a run (stored in checkpoints, so `--resume` continues it).
-public struct TrainingOptions: Codable, Equatable, Sendable {
-    public var model: ModelConfig
-    public var steps = 400
-    public var batchSize = 16
-    public var sequenceLength = 64
-    public var learningRate: Float = 3e-3
-    public var warmupSteps = 30
-    public var weightDecay: Float = 0.05
-    public var gradientClip: Float = 1.0
-    public var gradientAccumulation = 1
-    /// `fused`, `masked` or `chunked`.
-    public var loss = "fused"
-    public var evalEvery = 50
-    public var heldOutFraction = 0.1
-    public var seed: UInt64 = 0
-
-    public init(model: ModelConfig) { self.model = model }
-
-    /// Throws naming the first option out of range.
-    public func validate() throws {
-        try model.validate()
-        for (name, v) in [("steps", steps), ("batch size", batchSize), ("sequence length", sequenceLength),
-                          ("gradient accumulation", gradientAccumulation), ("eval interval", evalEvery)] where v <= 0 {
-            throw TrainingError("\(name) must be positive, got \(v)")
-        }
-        guard warmupSteps >= 0 else { throw TrainingError("warm-up steps must be >= 0, got \(warmupSteps)") }
-        guard learningRate > 0, learningRate.isFinite else { throw TrainingError("learning rate must be positive, got \(learningRate)") }
-        guard ["fused", "masked", "chunked"].contains(loss) else { throw TrainingError("loss must be fused, masked or chunked, got '\(loss)'") }
-        guard heldOutFraction > 0, heldOutFraction < 1 else {
-            throw TrainingError("held-out fraction must be in (0, 1), got \(heldOutFraction)")
-        }
-    }
-
-    /// The per-token loss the run trains with (mean over each loss's targets).
-    public func lossFunction() throws -> any TokenLoss {
-        switch loss {
-        case "masked": return MaskedCrossEntropy(reduction: .mean)
-        case "chunked": return try ChunkedCrossEntropy(reduction: .mean)
-        default: return FusedLinearCrossEntropy(reduction: .mean)
-        }
-    }
-}
-
-/// Held-out cross-entropy and top-1 accuracy, main head and each MTP depth.
-public struct Evaluation: Codable, Equatable, Sendable {
-    public var step: Int
-    public var mainLoss: Double
-    public var depthLosses: [Double]
-    public var mainAccuracy: Double
-    public var depthAccuracies: [Double]
-}
-
-/// One logged training step.
-public struct StepRecord: Codable, Equatable, Sendable {
-    public var step: Int
-    public var mainLoss: Float
-    public var depthLosses: [Float]
-    public var learningRate: Float
-    public var gradientNorm: Float
-}
 
 /// Runs training over train/held-out document sets.
 public final class Trainer {
@@ -206,7 +146,7 @@ public final class Trainer {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys]
         let metadata = [
-            "format": "mtp-swift-checkpoint",
+            "format": CausalLM.checkpointFormat,
             "model_config": String(decoding: try encoder.encode(options.model), as: UTF8.self),
             "training_options": String(decoding: try encoder.encode(options), as: UTF8.self),
             "step": String(step),
@@ -235,7 +175,7 @@ public final class Trainer {
     /// The run recorded in checkpoint metadata.
     public static func checkpointMetadata(_ metadata: [String: String], source: String) throws
         -> (options: TrainingOptions, step: Int, history: [StepRecord], evaluations: [Evaluation]) {
-        guard metadata["format"] == "mtp-swift-checkpoint", let o = metadata["training_options"],
+        guard metadata["format"] == CausalLM.checkpointFormat, let o = metadata["training_options"],
               let s = metadata["step"], let step = Int(s) else {
             throw TrainingError("\(source) is not an mtp checkpoint (missing format/training_options/step metadata)")
         }
@@ -248,5 +188,18 @@ public final class Trainer {
         } catch {
             throw TrainingError("\(source): unreadable checkpoint metadata (\(error))")
         }
+    }
+}
+
+extension Trainer {
+    /// The model stored in a checkpoint written by ``saveCheckpoint(to:)``, and the options
+    /// of the run that wrote it.
+    ///
+    /// - Throws: ``Model/ModelError`` or ``TrainingError`` when the file is not an mtp
+    ///   checkpoint; a SafeTensors or ``Tensors/TensorError`` when it is unreadable or its
+    ///   tensors do not fit the model.
+    public static func loadModel(checkpoint url: URL) throws -> (model: CausalLM, options: TrainingOptions) {
+        let (model, metadata) = try CausalLM.load(checkpoint: url)
+        return (model, try checkpointMetadata(metadata, source: url.path).options)
     }
 }

@@ -1,6 +1,8 @@
 // How a run derives its data from its seed: the one rule `mtp train` uses to draw
 // and split documents, and that `mtp generate` uses to find the same held-out set.
 
+import Data
+
 extension TrainingOptions {
     /// The built-in corpus of this run (its vocabulary and seed).
     public func builtInCorpus() throws -> SyntheticCorpus {

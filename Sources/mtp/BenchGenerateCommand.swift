@@ -1,6 +1,9 @@
 import ArgumentParser
 import Foundation
 import Tensors
+import Data
+import Generation
+import Model
 import Training
 
 /// `mtp bench generate`: plain against speculative decoding over a fixed set of held-out
@@ -38,7 +41,7 @@ struct BenchGenerateCommand: ParsableCommand {
     }
 
     private func bench() throws {
-        let (model, options) = try CausalLM.load(checkpoint: URL(fileURLWithPath: decoding.checkpoint))
+        let (model, options) = try Trainer.loadModel(checkpoint: URL(fileURLWithPath: decoding.checkpoint))
         let generator = Generator(model: model)
         let d = generator.maximumDraftDepths
         guard d >= 1 else { throw ValidationError("the checkpoint has no MTP depths to draft with") }

@@ -1,6 +1,9 @@
 import ArgumentParser
 import Foundation
 import Tensors
+import Data
+import Generation
+import Model
 import Training
 
 /// `mtp generate`: decode from a checkpoint, plainly or speculatively with its MTP heads.
@@ -41,7 +44,7 @@ struct GenerateCommand: ParsableCommand {
     }
 
     private func generate() throws {
-        let (model, options) = try CausalLM.load(checkpoint: URL(fileURLWithPath: decoding.checkpoint))
+        let (model, options) = try Trainer.loadModel(checkpoint: URL(fileURLWithPath: decoding.checkpoint))
         let generator = Generator(model: model)
         let tokens = try GenerationSetup.promptTokens(text: prompt, ids: promptTokens, options: options,
                                                       documents: decoding.documents, index: promptIndex, length: promptLength)

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import LossCases
 import MTP
 import Tensors
 

@@ -5,6 +5,9 @@ import Glibc
 #endif
 import Pipeline
 import Tensors
+import Data
+import Generation
+import Model
 import Training
 
 /// `mtp train`: the main job.

@@ -1,6 +1,8 @@
 // A stage that throws stops the whole pipeline with its error instead of leaving
 // the other stages blocked; the pipeline then runs the next step normally.
 
+import Data
+import Model
 import Foundation
 import Losses
 import MTP

@@ -2,6 +2,8 @@
 // the same batch (within 1e-5 relative), for P ∈ {2, 3}, M ∈ {1, 2, 4}, both
 // schedules and both loss kinds, on microbatches whose rows are packed differently.
 
+import Data
+import Model
 import Foundation
 import Losses
 import MTP

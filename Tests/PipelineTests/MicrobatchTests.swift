@@ -1,6 +1,8 @@
 // Microbatches are consecutive rows of the batch; target counts add up over them;
 // the balanced partition gives the documented splits.
 
+import Data
+import Model
 import MTP
 import Pipeline
 import Tensors

@@ -4,6 +4,8 @@
 //
 // Letters: P stages, M microbatches, B rows, S row length, V vocabulary, H hidden, D depths.
 
+import Data
+import Model
 import Foundation
 import Losses
 import MTP

@@ -1,6 +1,8 @@
 // A Trainer whose steps take their gradients from the pipeline follows the plain
 // trainer's trajectory (losses, gradient norms, weights), with gradient accumulation.
 
+import Data
+import Model
 import Foundation
 import Pipeline
 import Tensors

@@ -1,6 +1,8 @@
 // The trainer end to end on a tiny model: losses fall, runs are deterministic,
 // checkpoints resume bit-exactly, and parameter names follow the HF keys.
 
+import Data
+import Model
 import Foundation
 import MTP
 import NN

@@ -3,7 +3,7 @@
 
 import XCTest
 
-@testable import Training
+@testable import Data
 
 final class CorpusReferenceTests: XCTestCase {
     private func corpus(_ r: CorpusReference) throws -> SyntheticCorpus {

@@ -3,7 +3,7 @@
 import Tensors
 import XCTest
 
-@testable import Training
+@testable import Data
 
 final class CorpusProcessTests: XCTestCase {
     private let corpus = try! SyntheticCorpus()

@@ -3,11 +3,14 @@
 // prefix) within a chi-square bound, with and without top-p; the bound is shown to
 // have power by rejecting a slightly wrong distribution. Plus the sampler's pieces.
 
+import Data
+import Model
+import Training
 import Foundation
 import MTP
 import NN
 import Tensors
-@testable import Training
+@testable import Generation
 import XCTest
 
 final class GenerationSamplingTests: XCTestCase {

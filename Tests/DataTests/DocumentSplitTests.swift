@@ -2,7 +2,7 @@
 
 import XCTest
 
-@testable import Training
+@testable import Data
 
 final class DocumentSplitTests: XCTestCase {
     private let docs: [[Int32]] = (0..<20).map { [Int32($0), Int32($0)] }

@@ -17,6 +17,7 @@
 //           next step from the committed tokens, so every cached entry equals what the
 //           model computes on the final sequence.
 
+import Model
 import Dispatch
 import Foundation
 import MTP
@@ -300,20 +301,5 @@ public final class Generator {
             engine.truncateMain(to: t + 2 + accepted)
         }
         return GenerationResult(tokens: Array(sequence[n..<(n + o.maxTokens)]), statistics: stats)
-    }
-}
-
-extension CausalLM {
-    /// The model stored in a checkpoint written by ``Trainer/saveCheckpoint(to:)``, and the
-    /// options of the run that wrote it.
-    ///
-    /// - Throws: ``TrainingError`` when the file is not an mtp checkpoint; a SafeTensors or
-    ///   ``Tensors/TensorError`` when it is unreadable or its tensors do not fit the model.
-    public static func load(checkpoint url: URL) throws -> (model: CausalLM, options: TrainingOptions) {
-        let (tensors, metadata) = try SafeTensors.read(contentsOf: url)
-        let options = try Trainer.checkpointMetadata(metadata, source: url.path).options
-        let model = try CausalLM(config: options.model, seed: options.seed)
-        try model.loadParameters(tensors)
-        return (model, options)
     }
 }

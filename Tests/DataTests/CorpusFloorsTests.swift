@@ -2,7 +2,7 @@
 
 import XCTest
 
-@testable import Training
+@testable import Data
 
 final class CorpusFloorsTests: XCTestCase {
     private let corpus = try! SyntheticCorpus()

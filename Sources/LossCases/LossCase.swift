@@ -1,6 +1,7 @@
 // The case-file contract of `mtp loss` (SPEC §6): one safetensors file holds the
 // inputs of one call and its options in `__metadata__`.
 
+import MTP
 import Foundation
 import Losses
 import Tensors

@@ -3,11 +3,14 @@
 // reject most drafts, and a briefly trained one, which accepts most), the counters add
 // up, and bad input throws. Also the shared model fixtures of the Generation*Tests files.
 
+import Data
+import Model
+import Training
 import Foundation
 import MTP
 import NN
 import Tensors
-@testable import Training
+@testable import Generation
 import XCTest
 
 // MARK: - Fixtures
@@ -212,7 +215,7 @@ final class GenerationTests: XCTestCase {
         let url = FileManager.default.temporaryDirectory.appendingPathComponent("generation-\(UUID()).safetensors")
         defer { try? FileManager.default.removeItem(at: url) }
         try trainer.saveCheckpoint(to: url)
-        let (loaded, options) = try CausalLM.load(checkpoint: url)
+        let (loaded, options) = try Trainer.loadModel(checkpoint: url)
         XCTAssertEqual(options, o)
         let prompt: [Int32] = [0, 8, 20]
         XCTAssertEqual(try Generator(model: loaded).generate(prompt: prompt, options: GenerationOptions(maxTokens: 10)).tokens,

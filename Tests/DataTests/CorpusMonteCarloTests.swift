@@ -7,7 +7,7 @@
 
 import XCTest
 
-@testable import Training
+@testable import Data
 
 final class CorpusMonteCarloTests: XCTestCase {
     private let depths = 3

@@ -3,7 +3,7 @@
 import Foundation
 import XCTest
 
-@testable import Training
+@testable import Data
 
 /// A file in a fresh temporary folder, removed at the end of the test.
 func temporaryFile(_ test: XCTestCase, _ name: String, _ bytes: [UInt8]) throws -> URL {

@@ -3,7 +3,7 @@
 import Foundation
 import XCTest
 
-@testable import Training
+@testable import Data
 
 final class TokenFileDataTests: XCTestCase {
     private func uint16Bytes(_ ids: [Int]) -> [UInt8] { ids.flatMap { [UInt8($0 & 0xFF), UInt8($0 >> 8)] } }

@@ -3,6 +3,7 @@
 // (scripts/reference/): loss, per-row losses, per-depth losses, gradients, and
 // the error substring of invalid cases.
 
+import LossCases
 import Foundation
 import Losses
 import MTP

@@ -3,11 +3,14 @@
 // rows bit-identical to plain decoding (what greedy identity rests on), and
 // KVCache.truncate on NN's attention.
 
+import Data
+import Model
+import Training
 import Foundation
 import MTP
 import NN
 import Tensors
-@testable import Training
+@testable import Generation
 import XCTest
 
 final class GenerationCacheTests: XCTestCase {

@@ -5,7 +5,7 @@ import MTP
 import Tensors
 import XCTest
 
-@testable import Training
+@testable import Data
 
 final class PackingTests: XCTestCase {
     private func rows(_ t: Tensor) -> [[Int64]] {

@@ -6,6 +6,7 @@
 // no-transpose kernels are the faster ones for the 1–8 rows of a decoding step
 // (measured here: 96×96 at M = 1, 0.5 µs against 0.75 µs transposed).
 
+import Model
 @_spi(Kernels) import Tensors
 import MTP
 import NN

@@ -1,0 +1,50 @@
+// Everything that defines a run: the model, the optimiser and schedule settings,
+// the loss kind, evaluation cadence and seed (stored in checkpoints).
+
+import Data
+import Losses
+import Model
+
+/// Everything that defines a run (stored in checkpoints, so `--resume` continues it).
+public struct TrainingOptions: Codable, Equatable, Sendable {
+    public var model: ModelConfig
+    public var steps = 400
+    public var batchSize = 16
+    public var sequenceLength = 64
+    public var learningRate: Float = 3e-3
+    public var warmupSteps = 30
+    public var weightDecay: Float = 0.05
+    public var gradientClip: Float = 1.0
+    public var gradientAccumulation = 1
+    /// `fused`, `masked` or `chunked`.
+    public var loss = "fused"
+    public var evalEvery = 50
+    public var heldOutFraction = 0.1
+    public var seed: UInt64 = 0
+
+    public init(model: ModelConfig) { self.model = model }
+
+    /// Throws naming the first option out of range.
+    public func validate() throws {
+        try model.validate()
+        for (name, v) in [("steps", steps), ("batch size", batchSize), ("sequence length", sequenceLength),
+                          ("gradient accumulation", gradientAccumulation), ("eval interval", evalEvery)] where v <= 0 {
+            throw TrainingError("\(name) must be positive, got \(v)")
+        }
+        guard warmupSteps >= 0 else { throw TrainingError("warm-up steps must be >= 0, got \(warmupSteps)") }
+        guard learningRate > 0, learningRate.isFinite else { throw TrainingError("learning rate must be positive, got \(learningRate)") }
+        guard ["fused", "masked", "chunked"].contains(loss) else { throw TrainingError("loss must be fused, masked or chunked, got '\(loss)'") }
+        guard heldOutFraction > 0, heldOutFraction < 1 else {
+            throw TrainingError("held-out fraction must be in (0, 1), got \(heldOutFraction)")
+        }
+    }
+
+    /// The per-token loss the run trains with (mean over each loss's targets).
+    public func lossFunction() throws -> any TokenLoss {
+        switch loss {
+        case "masked": return MaskedCrossEntropy(reduction: .mean)
+        case "chunked": return try ChunkedCrossEntropy(reduction: .mean)
+        default: return FusedLinearCrossEntropy(reduction: .mean)
+        }
+    }
+}
