@@ -3,6 +3,7 @@ import PackageDescription
 
 // The module layering (arrows point to what a module imports; nothing imports sideways):
 //   mtp → LossCases, Generation, Training, Pipeline → Data, Model → MTP → NN, Losses → Tensors → CBLAS
+//   mtp → Distributed → CMPI (OpenMPI)
 
 let package = Package(
     name: "MultiTokenPrediction",
@@ -19,6 +20,7 @@ let package = Package(
         .library(name: "Training", targets: ["Training"]),
         .library(name: "Generation", targets: ["Generation"]),
         .library(name: "Pipeline", targets: ["Pipeline"]),
+        .library(name: "Distributed", targets: ["Distributed"]),
         .library(name: "LossCases", targets: ["LossCases"]),
         .executable(name: "mtp", targets: ["mtp"]),
     ],
@@ -34,6 +36,12 @@ let package = Package(
             providers: [.apt(["libopenblas-dev", "pkg-config"])]
         ),
 
+        .systemLibrary(
+            name: "CMPI",
+            pkgConfig: "ompi-c",
+            providers: [.apt(["libopenmpi-dev", "openmpi-bin"])]
+        ),
+
         // MARK: Core
         .target(
             name: "Tensors",
@@ -42,6 +50,10 @@ let package = Package(
         .target(name: "Losses", dependencies: ["Tensors"]),
         .target(name: "NN", dependencies: ["Tensors"]),
         .target(name: "MTP", dependencies: ["Tensors", "Losses", "NN"]),
+        .target(
+            name: "Distributed",
+            dependencies: [.target(name: "CMPI", condition: .when(platforms: [.linux]))]
+        ),
 
         // MARK: Models, data and what runs them
         .target(name: "Data", dependencies: ["Tensors"]),
@@ -54,14 +66,16 @@ let package = Package(
         // MARK: Umbrella
         .target(
             name: "MultiTokenPrediction",
-            dependencies: ["Tensors", "Losses", "NN", "MTP", "Data", "Model", "Training", "Generation", "Pipeline", "LossCases"]
+            dependencies: ["Tensors", "Losses", "NN", "MTP", "Data", "Model", "Training", "Generation", "Pipeline", "Distributed",
+                           "LossCases"]
         ),
 
         // MARK: Command-line tool
         .executableTarget(
             name: "mtp",
             dependencies: [
-                "Tensors", "Losses", "NN", "MTP", "Data", "Model", "Training", "Generation", "Pipeline", "LossCases",
+                "Tensors", "Losses", "NN", "MTP", "Data", "Model", "Training", "Generation", "Pipeline", "Distributed",
+                "LossCases",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -76,6 +90,7 @@ let package = Package(
         .testTarget(name: "LossCasesTests", dependencies: ["LossCases", "MTP", "Losses", "TestSupport"]),
         .testTarget(name: "TrainingTests", dependencies: ["Training", "Data", "Model", "MTP", "NN", "TestSupport"]),
         .testTarget(name: "GenerationTests", dependencies: ["Generation", "Training", "Data", "Model", "MTP", "NN", "TestSupport"]),
+        .testTarget(name: "DistributedTests", dependencies: ["Distributed", "mtp"]),
         .testTarget(name: "PipelineTests", dependencies: ["Pipeline", "Training", "Data", "Model", "MTP", "NN", "TestSupport"]),
     ],
     swiftLanguageModes: [.v6]

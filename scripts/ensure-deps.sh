@@ -2,7 +2,7 @@
 # Installs the Debian packages the build needs, only when they are missing.
 set -euo pipefail
 missing=()
-for pkg in libopenblas-dev pkg-config; do
+for pkg in libopenblas-dev pkg-config openmpi-bin libopenmpi-dev; do
   dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")
 done
 if [ ${#missing[@]} -gt 0 ]; then

@@ -2,6 +2,7 @@
 // (as swift-numerics' `Numerics` does for its modules).
 
 @_exported import Data
+@_exported import Distributed
 @_exported import Generation
 @_exported import Losses
 @_exported import LossCases

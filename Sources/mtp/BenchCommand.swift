@@ -4,5 +4,5 @@ struct BenchCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "bench",
         abstract: "Benchmarks (release build).",
-        subcommands: [BenchLossCommand.self, BenchMatmulCommand.self, BenchGenerateCommand.self])
+        subcommands: [BenchLossCommand.self, BenchMatmulCommand.self, BenchGenerateCommand.self, BenchCommCommand.self])
 }
