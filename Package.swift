@@ -3,7 +3,7 @@ import PackageDescription
 
 // The module layering (arrows point to what a module imports; nothing imports sideways):
 //   mtp → LossCases, Generation, Training, Pipeline → Data, Model → MTP → NN, Losses → Tensors → CBLAS
-//   mtp → Distributed → CMPI (OpenMPI)
+//   mtp → Distributed → Pipeline, CMPI (OpenMPI)
 
 let package = Package(
     name: "MultiTokenPrediction",
@@ -50,10 +50,6 @@ let package = Package(
         .target(name: "Losses", dependencies: ["Tensors"]),
         .target(name: "NN", dependencies: ["Tensors"]),
         .target(name: "MTP", dependencies: ["Tensors", "Losses", "NN"]),
-        .target(
-            name: "Distributed",
-            dependencies: [.target(name: "CMPI", condition: .when(platforms: [.linux]))]
-        ),
 
         // MARK: Models, data and what runs them
         .target(name: "Data", dependencies: ["Tensors"]),
@@ -61,6 +57,10 @@ let package = Package(
         .target(name: "Training", dependencies: ["Tensors", "Losses", "NN", "MTP", "Data", "Model"]),
         .target(name: "Generation", dependencies: ["Tensors", "NN", "MTP", "Model"]),
         .target(name: "Pipeline", dependencies: ["Tensors", "Losses", "NN", "MTP", "Data", "Model"]),
+        .target(
+            name: "Distributed",
+            dependencies: ["Tensors", "Pipeline", .target(name: "CMPI", condition: .when(platforms: [.linux]))]
+        ),
         .target(name: "LossCases", dependencies: ["Tensors", "Losses", "MTP"]),
 
         // MARK: Umbrella

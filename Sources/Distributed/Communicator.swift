@@ -69,11 +69,31 @@ public protocol Communicator: AnyObject, Sendable {
     /// Receives exactly `buffer.count` elements from rank `source` with `tag`, blocking.
     func receive(into buffer: UnsafeMutableBufferPointer<Float>, from source: Int, tag: Int) throws
 
+    /// Sends `bytes` to rank `destination` with `tag` (any length; the receiver learns it).
+    func send(bytes: [UInt8], to destination: Int, tag: Int) throws
+
+    /// Starts sending `bytes` to rank `destination` with `tag` and returns at once; the
+    /// message is on its way once the returned request's ``PendingSend/wait()`` returns.
+    /// (A blocking send of a large message waits for the matching receive, which can
+    /// deadlock two ranks that send to each other first; this never does.)
+    func startSend(bytes: [UInt8], to destination: Int, tag: Int) throws -> any PendingSend
+
+    /// Receives the next byte message from rank `source` with `tag`, whatever its length, blocking.
+    func receiveBytes(from source: Int, tag: Int) throws -> [UInt8]
+
     /// Returns when every rank of the group has called it.
     func barrier() throws
 
     /// Ends every process of the whole job with `code` (MPI_Abort); never returns.
     func abort(code: Int32) -> Never
+}
+
+/// A send that was started and may not have completed.
+public protocol PendingSend: AnyObject {
+    /// Whether the send has completed (the bytes may be released); never blocks.
+    func isComplete() throws -> Bool
+    /// Blocks until the send has completed.
+    func wait() throws
 }
 
 extension Communicator {

@@ -145,6 +145,33 @@ public final class MPICommunicator: Communicator, @unchecked Sendable {
         }
     }
 
+    public func send(bytes: [UInt8], to destination: Int, tag: Int) throws {
+        try checkRank(destination, "destination")
+        let n = try count(bytes.count)
+        try bytes.withUnsafeBytes { raw in
+            try MPIRuntime.check(MPI_Send(raw.baseAddress, n, mtp_mpi_byte(), Int32(destination), try Self.tag(tag), handle), "MPI_Send")
+        }
+    }
+
+    public func startSend(bytes: [UInt8], to destination: Int, tag: Int) throws -> any PendingSend {
+        try checkRank(destination, "destination")
+        return try MPIPendingSend(bytes: bytes, destination: Int32(destination), tag: try Self.tag(tag), communicator: handle)
+    }
+
+    public func receiveBytes(from source: Int, tag: Int) throws -> [UInt8] {
+        try checkRank(source, "source")
+        let t = try Self.tag(tag)
+        var status = MPI_Status()
+        try MPIRuntime.check(MPI_Probe(Int32(source), t, handle, &status), "MPI_Probe")
+        var length: Int32 = 0
+        try MPIRuntime.check(MPI_Get_count(&status, mtp_mpi_byte(), &length), "MPI_Get_count")
+        var bytes = [UInt8](repeating: 0, count: Int(length))
+        try bytes.withUnsafeMutableBytes { raw in
+            try MPIRuntime.check(MPI_Recv(raw.baseAddress, length, mtp_mpi_byte(), Int32(source), t, handle, &status), "MPI_Recv")
+        }
+        return bytes
+    }
+
     public func barrier() throws {
         try MPIRuntime.check(MPI_Barrier(handle), "MPI_Barrier")
     }
@@ -171,6 +198,40 @@ public final class MPICommunicator: Communicator, @unchecked Sendable {
         case .max: mtp_mpi_max()
         case .min: mtp_mpi_min()
         }
+    }
+}
+/// An MPI_Isend with the buffer it reads, kept alive until the send completes.
+final class MPIPendingSend: PendingSend {
+    private let buffer: UnsafeMutableRawBufferPointer
+    private var request = MPI_Request(bitPattern: 0)
+    private var done = false
+
+    init(bytes: [UInt8], destination: Int32, tag: Int32, communicator: MPI_Comm) throws {
+        guard bytes.count <= Int(Int32.max) else { throw DistributedError("a message of \(bytes.count) bytes is over MPI's Int32 count") }
+        buffer = .allocate(byteCount: Swift.max(1, bytes.count), alignment: 16)
+        bytes.withUnsafeBytes { buffer.copyMemory(from: $0) }
+        try MPIRuntime.check(MPI_Isend(buffer.baseAddress, Int32(bytes.count), mtp_mpi_byte(), destination, tag, communicator, &request),
+                             "MPI_Isend")
+    }
+
+    func isComplete() throws -> Bool {
+        if done { return true }
+        var flag: Int32 = 0
+        try MPIRuntime.check(MPI_Test(&request, &flag, mtp_mpi_status_ignore()), "MPI_Test")
+        done = flag != 0
+        return done
+    }
+
+    func wait() throws {
+        if done { return }
+        try MPIRuntime.check(MPI_Wait(&request, mtp_mpi_status_ignore()), "MPI_Wait")
+        done = true
+    }
+
+    deinit {
+        // A request still in flight keeps reading the buffer: finish it first.
+        if !done { MPI_Wait(&request, mtp_mpi_status_ignore()) }
+        buffer.deallocate()
     }
 }
 #endif

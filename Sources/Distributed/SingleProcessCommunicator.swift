@@ -11,6 +11,7 @@ import Foundation
 public final class SingleProcessCommunicator: Communicator, @unchecked Sendable {
     private let lock = NSLock()
     private var mailbox: [Int: [[Float]]] = [:]
+    private var byteMailbox: [Int: [[UInt8]]] = [:]
 
     /// The group of this process alone.
     public init() {}
@@ -66,6 +67,30 @@ public final class SingleProcessCommunicator: Communicator, @unchecked Sendable 
         for (i, x) in message.enumerated() { buffer[i] = x }
     }
 
+    public func send(bytes: [UInt8], to destination: Int, tag: Int) throws {
+        try checkRank(destination, "destination")
+        lock.lock()
+        defer { lock.unlock() }
+        byteMailbox[tag, default: []].append(bytes)
+    }
+
+    public func startSend(bytes: [UInt8], to destination: Int, tag: Int) throws -> any PendingSend {
+        try send(bytes: bytes, to: destination, tag: tag)
+        return CompletedSend()
+    }
+
+    public func receiveBytes(from source: Int, tag: Int) throws -> [UInt8] {
+        try checkRank(source, "source")
+        lock.lock()
+        defer { lock.unlock() }
+        guard var queue = byteMailbox[tag], !queue.isEmpty else {
+            throw DistributedError("receive from rank 0 with tag \(tag): nothing was sent, and no other rank exists")
+        }
+        let message = queue.removeFirst()
+        byteMailbox[tag] = queue
+        return message
+    }
+
     public func barrier() throws {}
 
     public func abort(code: Int32) -> Never { exit(code) }
@@ -73,4 +98,10 @@ public final class SingleProcessCommunicator: Communicator, @unchecked Sendable 
     private func requireCount(_ actual: Int, _ expected: Int, _ what: String) throws {
         guard actual == expected else { throw DistributedError("\(what) has \(actual) elements, expected \(expected) (one rank)") }
     }
+}
+
+/// A send that completed when it started (the mailbox holds a copy).
+final class CompletedSend: PendingSend {
+    func isComplete() throws -> Bool { true }
+    func wait() throws {}
 }

@@ -80,6 +80,11 @@ public struct PipelineStopped: Error, CustomStringConvertible {
     public let stage: Int
     /// What it failed with, as text (the error itself stays with that stage).
     public let reason: String
+    /// Stage `stage` stopped the pipeline because of `reason`.
+    public init(stage: Int, reason: String) {
+        self.stage = stage
+        self.reason = reason
+    }
     public var description: String { "the pipeline was stopped by stage \(stage): \(reason)" }
 }
 
