@@ -7,6 +7,8 @@
 //   x        = eh_proj(concat(enorm(embed(ids_k)), hnorm(h_{k-1})))     [B, S, H]
 //   h_k      = blocks_k(x, pos_k, seqIdx)            (h_{-1}: the main final-norm output)
 //   output_k = final_layernorm(h_k)                  (fed to the shared LM head)
+// This is the training path over whole sequences; speculative decoding runs the same
+// depths row by row on the blocks' frozen inference path (Generation module).
 
 import NN
 import Tensors
@@ -100,10 +102,8 @@ public final class MTPModule: Layer {
     ///   - input: ids to roll and embed, pre-shifted ids, or pre-computed embeddings.
     ///   - positions: position ids `[B, S]` (rolled per depth like the ids).
     ///   - seqIdx: the document index `[B, S]` for the attention mask.
-    ///   - caches: optional KV caches, one per depth and block (generation).
     /// - Throws: ``MTPError`` when the per-depth inputs do not number D.
-    public func callAsFunction(hidden: Tensor, input: MTPInput, positions: Tensor, seqIdx: Tensor?,
-                               caches: [[KVCache]]? = nil) throws -> [Tensor] {
+    public func callAsFunction(hidden: Tensor, input: MTPInput, positions: Tensor, seqIdx: Tensor?) throws -> [Tensor] {
         let d = config.numLayers
         switch input {
         case .shiftedIDs(let ids, _) where ids.count != d:
@@ -131,8 +131,8 @@ public final class MTPModule: Layer {
             }
             let depth = depths[config.useRepeatedLayer ? 0 : k]
             var x = try depth.ehProj(Tensor.concatenated([depth.enorm(embedded), depth.hnorm(previous)], axis: -1))
-            for (i, block) in depth.blocks.enumerated() {
-                x = try block(x, positions: pos, seqIdx: seqIdx, cache: caches?[k][i])
+            for block in depth.blocks {
+                x = try block(x, positions: pos, seqIdx: seqIdx)
             }
             previous = x
             outputs.append(try depth.finalLayernorm(x))

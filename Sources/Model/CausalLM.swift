@@ -3,6 +3,9 @@
 // sharing the embedding and the head. Parameter names follow the Hugging Face
 // DeepSeek-V3 checkpoint keys; the MTP sublayers come after the main layers
 // (`model.layers.{L + i}.enorm.weight`, …, `….final_layernorm.weight`).
+// The tensor forward here is the training path; decoding (the Generation module)
+// strings the same layers' frozen inference path (DecoderBlock.Frozen and its KVCache)
+// together, so there is no cache argument here.
 
 import Foundation
 import Losses
@@ -68,10 +71,10 @@ public final class CausalLM: Layer, MTPLossModel {
     // MARK: Forward
 
     /// The final-norm hidden states `[B, S, H]` of the main trunk.
-    public func trunk(_ ids: Tensor, positions: Tensor, seqIdx: Tensor?, caches: [KVCache]? = nil) throws -> Tensor {
+    public func trunk(_ ids: Tensor, positions: Tensor, seqIdx: Tensor?) throws -> Tensor {
         var x = try embedTokens(ids)
-        for (i, block) in layers.enumerated() {
-            x = try block(x, positions: positions, seqIdx: seqIdx, cache: caches?[i])
+        for block in layers {
+            x = try block(x, positions: positions, seqIdx: seqIdx)
         }
         return try norm(x)
     }

@@ -4,6 +4,8 @@
 // Legend: B batch, S sequence, H hidden size, n heads, d = H / n.
 // The projections give [B, S, H] = [B, S, n, d]; rotary embedding and the fused
 // attention kernel read that layout through strides, so no head transpose is copied.
+// This is the training path (autograd, whole batches); decoding against a KVCache is
+// Attention+Inference.swift.
 
 @_spi(Kernels) import Tensors
 
@@ -59,18 +61,15 @@ public final class Attention: Layer {
 
     /// Attention of every token to the earlier tokens of its own document (itself included).
     ///
+    /// For decoding one sequence a few tokens at a time against a cache, see ``Attention/Frozen``.
+    ///
     /// - Parameters:
     ///   - x: `[B, S, H]`.
     ///   - positions: integer position ids `[B, S]` (or `[1, S]`) for the rotary embedding.
     ///   - seqIdx: integer document ids `[B, S]` (or `[1, S]`); nil means one document per row.
-    ///   - cache: when given, the new tokens `x` follow the cached ones: their keys and values
-    ///     are appended, and each new query sees the cached and new keys of its document up to
-    ///     itself. `positions` are then the new tokens' absolute positions, and a nil
-    ///     `seqIdx` means document id 0. Inference only.
     /// - Returns: `[B, S, H]`.
-    /// - Throws: ``Tensors/TensorError`` for mismatched shapes or dtypes, or a cache used
-    ///   while gradients are recorded (wrap generation in `withoutGrad`).
-    public func callAsFunction(_ x: Tensor, positions: Tensor, seqIdx: Tensor? = nil, cache: KVCache? = nil) throws -> Tensor {
+    /// - Throws: ``Tensors/TensorError`` for mismatched shapes or dtypes.
+    public func callAsFunction(_ x: Tensor, positions: Tensor, seqIdx: Tensor? = nil) throws -> Tensor {
         guard x.rank == 3, x.shape[2] == hiddenSize else {
             throw TensorError.shapeMismatch("Attention(H: \(hiddenSize)) needs [B, S, \(hiddenSize)], got \(x.shape)")
         }
@@ -78,12 +77,6 @@ public final class Attention: Layer {
         let table = try RotaryTable(rotary, positions: positions, batch: b, length: s)
         let documents = try seqIdx.map { try DocumentIDs($0, batch: b, length: s) }
         let layout = HeadLayout.tokensFirst(heads: heads, length: s, dimension: d)
-        if let cache {
-            guard !GradMode.isEnabled else {
-                throw TensorError.invalidArgument("Attention with a KVCache is inference-only: call it inside withoutGrad")
-            }
-            return try oProj(cached(x, table: table, documents: documents, layout: layout, cache: cache))
-        }
         let q = table.apply(try qProj(x), layout: layout)
         let k = table.apply(try kProj(x), layout: layout)
         let v = try vProj(x)
@@ -91,30 +84,5 @@ public final class Attention: Layer {
                                               shape: AttentionShape(batch: b, heads: heads, queries: s, keys: s, dimension: d),
                                               documents: documents)
         return try oProj(o)
-    }
-
-    /// The attention output `[B, S, H]` of new tokens against the cache (after appending them).
-    private func cached(_ x: Tensor, table: RotaryTable, documents: DocumentIDs?, layout: HeadLayout,
-                        cache: KVCache) throws -> Tensor {
-        let (b, s, d) = (x.shape[0], x.shape[1], headDimension)
-        let q = table.apply(try qProj(x), layout: layout).float32Values()
-        let k = table.apply(try kProj(x), layout: layout)
-        let v = try vProj(x)
-        var ids = [Int64](repeating: 0, count: b * s)
-        if let documents {
-            for row in 0..<b {
-                for t in 0..<s { ids[row * s + t] = documents.ids[row * documents.batchStride + t] }
-            }
-        }
-        try cache.append(keys: k, values: v, documentIDs: ids)
-        let keyLayout = cache.layout(heads: heads)
-        let shape = AttentionShape(batch: b, heads: heads, queries: s, keys: cache.length, dimension: d)
-        let probabilities = ScratchBuffer(count: shape.pairs * s * cache.length)
-        return Tensor.makeFloat([b, s, hiddenSize]) { out in
-            AttentionKernel.forward(q: q.floatPointer, layout, k: cache.keys.pointer, keyLayout,
-                                    v: cache.values.pointer, keyLayout, out: out, layout, probabilities: probabilities.pointer, shape: shape,
-                                    queryDocuments: DocumentIDs(ids: ids, batchStride: s),
-                                    keyDocuments: DocumentIDs(ids: cache.documents, batchStride: cache.capacity))
-        }
     }
 }

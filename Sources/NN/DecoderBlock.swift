@@ -1,6 +1,11 @@
 // A pre-norm transformer decoder layer (Llama / DeepSeek-V3 dense layer):
 //   h   = x + attn(norm₁(x))
 //   out = h + mlp(norm₂(h))
+// Two paths, one maths: `callAsFunction` on tensors with autograd (training, full
+// recomputation), and ``DecoderBlock/Frozen`` on raw rows of one sequence against a
+// KVCache (decoding). The frozen path runs the same norm, rotation and SwiGLU kernels
+// as the autograd nodes; its attention reads the cache one query row at a time
+// (Attention+Inference.swift). Legend there: M new rows, H hidden size.
 
 import Tensors
 
@@ -52,12 +57,69 @@ public final class DecoderBlock: Layer {
     ///   - x: `[B, S, H]`.
     ///   - positions: integer position ids `[B, S]` (or `[1, S]`).
     ///   - seqIdx: integer document ids `[B, S]` (or `[1, S]`); nil means one document per row.
-    ///   - cache: this block's ``KVCache`` for incremental decoding (inference only, see
-    ///     ``Attention/callAsFunction(_:positions:seqIdx:cache:)``).
     /// - Returns: `[B, S, H]`.
     /// - Throws: ``Tensors/TensorError`` for mismatched shapes or dtypes.
-    public func callAsFunction(_ x: Tensor, positions: Tensor, seqIdx: Tensor? = nil, cache: KVCache? = nil) throws -> Tensor {
-        let h = try x + selfAttn(inputLayernorm(x), positions: positions, seqIdx: seqIdx, cache: cache)
+    public func callAsFunction(_ x: Tensor, positions: Tensor, seqIdx: Tensor? = nil) throws -> Tensor {
+        let h = try x + selfAttn(inputLayernorm(x), positions: positions, seqIdx: seqIdx)
         return try h + mlp(postAttentionLayernorm(h))
+    }
+}
+
+// MARK: - Inference
+
+extension DecoderBlock {
+    /// A frozen Float32 copy of a block for decoding one sequence on raw rows (no autograd):
+    /// the lean inference path of ``DecoderBlock``, as mlx-swift-lm calls `model(x, cache:)`.
+    public struct Frozen {
+        /// `input_layernorm`.
+        public let inputLayernorm: RMSNorm.Frozen
+        /// `self_attn`.
+        public let selfAttn: Attention.Frozen
+        /// `post_attention_layernorm`.
+        public let postAttentionLayernorm: RMSNorm.Frozen
+        /// `mlp`.
+        public let mlp: MLP.Frozen
+
+        /// A snapshot of `block`'s weights (later changes to the block are not seen).
+        public init(_ block: DecoderBlock) {
+            inputLayernorm = RMSNorm.Frozen(block.inputLayernorm)
+            selfAttn = Attention.Frozen(block.selfAttn)
+            postAttentionLayernorm = RMSNorm.Frozen(block.postAttentionLayernorm)
+            mlp = MLP.Frozen(block.mlp)
+        }
+
+        /// The hidden size H.
+        public var hiddenSize: Int { selfAttn.hiddenSize }
+
+        /// Every projection, in the order q, k, v, o, gate, up, down.
+        public var projections: [Linear.Frozen] {
+            [selfAttn.qProj, selfAttn.kProj, selfAttn.vProj, selfAttn.oProj, mlp.gateProj, mlp.upProj, mlp.downProj]
+        }
+
+        /// An empty cache that fits this block.
+        public func makeCache() -> KVCache { selfAttn.makeCache() }
+
+        /// The block on `m` new rows of the residual stream, in place: every row's key and value
+        /// enter `cache`; the last `outputs` rows become the block's output (`h = x + attn(norm(x));
+        /// h + mlp(norm(h))`), and the rows before them are left as they were.
+        ///
+        /// - Parameters:
+        ///   - x: `m` rows of H floats, plus a spare row (see ``Linear/Frozen``).
+        ///   - m: the number of new rows (positive).
+        ///   - outputs: how many of the last rows to compute, `1 ... m`.
+        ///   - firstPosition: the rotary position of row 0 (the cache holds the positions before it).
+        ///   - cache: this block's cache; it gains the `m` rows.
+        ///   - scratch: the working buffers (shared by the blocks of a model).
+        public func callAsFunction(_ x: UnsafeMutablePointer<Float>, rows m: Int, outputs: Int, firstPosition: Int,
+                                   cache: KVCache, scratch: InferenceScratch) {
+            let h = hiddenSize, residual = x + (m - outputs) * h
+            scratch.reserve(rows: m, hidden: h, intermediate: mlp.gateProj.outFeatures)
+            let normed = scratch.normed.pointer
+            inputLayernorm(x, rows: m, into: normed)
+            selfAttn(normed, rows: m, outputs: outputs, firstPosition: firstPosition, cache: cache, addingInto: residual,
+                     scratch: scratch)
+            postAttentionLayernorm(residual, rows: outputs, into: normed)
+            mlp(normed, rows: outputs, addingInto: residual, scratch: scratch)
+        }
     }
 }

@@ -4,6 +4,8 @@
 // The gate is one fused autograd node. With σ = 1/(1+e⁻ᵃ), for y = a·σ(a)·u:
 //   ∂y/∂u = a·σ(a)
 //   ∂y/∂a = u · σ(a) · (1 + a·(1 − σ(a)))
+// The elementwise forward is one kernel, `swiGLUForward` (SIMD8 exp), shared by the
+// autograd node (which also keeps σ) and the inference path (``MLP/Frozen``, in place).
 
 @_spi(Kernels) import Tensors
 
@@ -67,22 +69,7 @@ public func swiGLU(gate: Tensor, up: Tensor) throws -> Tensor {
     let sigma = ScratchBuffer(count: n)
     let y = Tensor.makeFloat(gate.shape) { out in
         let ap = UnsafePointer(a.floatPointer), up = UnsafePointer(u.floatPointer), sp = sigma.pointer
-        forEachSIMDBlock(n) { lo, hi in
-            var i = lo
-            while i + 8 <= hi {
-                let av = RowMath.load(ap + i)
-                let s = 1 / (1 + RowMath.exp(-av))
-                RowMath.store(s, sp + i)
-                RowMath.store(av * s * RowMath.load(up + i), out + i)
-                i += 8
-            }
-            while i < hi {
-                let s = 1 / (1 + RowMath.exp(SIMD8(repeating: -ap[i]))[0])
-                sp[i] = s
-                out[i] = ap[i] * s * up[i]
-                i += 1
-            }
-        }
+        forEachSIMDBlock(n) { lo, hi in swiGLUForward(gate: ap, up: up, into: out, sigma: sp, lo..<hi) }
     }.rounded(to: DType.promoted(gate.dtype, up.dtype))
     return y.recording([gate, up]) { g in
         let gf = g.float32Values()
@@ -109,10 +96,73 @@ public func swiGLU(gate: Tensor, up: Tensor) throws -> Tensor {
     }
 }
 
+/// `out[i] = a[i]·σ(a[i])·u[i]` for i in `range`, σ(a) = 1/(1 + e⁻ᵃ) with the SIMD8 exp (also in
+/// the scalar tail, so every element rounds alike); σ is kept in `sigma` when given. `out`
+/// may be `a` (in place).
+@inline(__always)
+func swiGLUForward(gate a: UnsafePointer<Float>, up u: UnsafePointer<Float>, into out: UnsafeMutablePointer<Float>,
+                   sigma sp: UnsafeMutablePointer<Float>?, _ range: Range<Int>) {
+    var i = range.lowerBound
+    let hi = range.upperBound
+    while i + 8 <= hi {
+        let av = RowMath.load(a + i)
+        let s = 1 / (1 + RowMath.exp(-av))
+        if let sp { RowMath.store(s, sp + i) }
+        RowMath.store(av * s * RowMath.load(u + i), out + i)
+        i += 8
+    }
+    while i < hi {
+        let s = 1 / (1 + RowMath.exp(SIMD8(repeating: -a[i]))[0])
+        sp?[i] = s
+        out[i] = a[i] * s * u[i]
+        i += 1
+    }
+}
+
 /// Splits `0..<n` into 8-aligned blocks of about 16K elements and runs them in parallel.
 func forEachSIMDBlock(_ n: Int, _ body: (Int, Int) -> Void) {
     let block = 16_384
     Parallel.forEachBlock(count: (n + block - 1) / block, minimumPerBlock: 2) { r in
         body(r.lowerBound * block, Swift.min(n, r.upperBound * block))
+    }
+}
+
+// MARK: - Inference
+
+extension MLP {
+    /// A frozen Float32 copy of the MLP for inference on raw rows (no autograd), through the
+    /// same SwiGLU kernel as the autograd forward.
+    public struct Frozen {
+        /// `gate_proj`, H → I.
+        public let gateProj: Linear.Frozen
+        /// `up_proj`, H → I.
+        public let upProj: Linear.Frozen
+        /// `down_proj`, I → H.
+        public let downProj: Linear.Frozen
+
+        /// A snapshot of `mlp`'s weights (later changes to the layer are not seen).
+        public init(_ mlp: MLP) {
+            gateProj = Linear.Frozen(mlp.gateProj)
+            upProj = Linear.Frozen(mlp.upProj)
+            downProj = Linear.Frozen(mlp.downProj)
+        }
+
+        /// `residual += down(silu(gate(x)) ⊙ up(x))` for `m` rows.
+        ///
+        /// - Parameters:
+        ///   - x: `m` rows of H floats, plus a spare row (see ``Linear/Frozen``).
+        ///   - m: the number of rows.
+        ///   - residual: `m` rows of H floats, plus a spare row, added to.
+        ///   - scratch: the gate and up buffers.
+        @inline(__always)
+        public func callAsFunction(_ x: UnsafePointer<Float>, rows m: Int, addingInto residual: UnsafeMutablePointer<Float>,
+                                   scratch: InferenceScratch) {
+            scratch.reserve(rows: m, hidden: gateProj.inFeatures, intermediate: gateProj.outFeatures)
+            let gate = scratch.gate.pointer
+            gateProj(x, rows: m, into: gate)
+            upProj(x, rows: m, into: scratch.up.pointer)
+            swiGLUForward(gate: gate, up: scratch.up.pointer, into: gate, sigma: nil, 0..<(m * gateProj.outFeatures))
+            downProj(gate, rows: m, into: residual, accumulate: true)
+        }
     }
 }

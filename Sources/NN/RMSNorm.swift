@@ -10,6 +10,8 @@
 //   ∂L/∂wⱼ = Σ_rows gⱼ · xⱼ · r
 // The forward keeps r per row; rows run in parallel, and the weight gradient is
 // summed per fixed row chunk, then over chunks in order (deterministic).
+// The row forward is one kernel, `rmsNormRow`, shared by the autograd forward and the
+// inference path (``RMSNorm/Frozen``), so training and decoding normalise alike, bit for bit.
 
 @_spi(Kernels) import Tensors
 
@@ -52,6 +54,15 @@ public final class RMSNorm: Layer {
     }
 }
 
+/// One row of the forward: `y = x · r · w` with `r = 1/√(x·x/D + ε)`; returns r.
+@inline(__always)
+func rmsNormRow(_ x: UnsafePointer<Float>, weight w: UnsafePointer<Float>, epsilon: Float, count d: Int,
+                into y: UnsafeMutablePointer<Float>) -> Float {
+    let r = 1 / (RowMath.dot(x, x, d) / Float(d) + epsilon).squareRoot()
+    for j in 0..<d { y[j] = x[j] * r * w[j] }
+    return r
+}
+
 /// The fused RMSNorm of the last axis of `x` scaled by `weight` (see ``RMSNorm``).
 ///
 /// - Throws: ``Tensors/TensorError`` when `weight` is not `[x.shape.last]` or `x` is not floating point.
@@ -70,10 +81,7 @@ public func rmsNorm(_ x: Tensor, weight: Tensor, epsilon: Float) throws -> Tenso
         let xp = UnsafePointer(xf.floatPointer), wp = UnsafePointer(wf.floatPointer), rp = rstd.pointer
         chunks.forEach { _, rows in
             for row in rows {
-                let xr = xp + row * d, yr = out + row * d
-                let r = 1 / (RowMath.dot(xr, xr, d) / Float(d) + epsilon).squareRoot()
-                rp[row] = r
-                for j in 0..<d { yr[j] = xr[j] * r * wp[j] }
+                rp[row] = rmsNormRow(xp + row * d, weight: wp, epsilon: epsilon, count: d, into: out + row * d)
             }
         }
     }.rounded(to: DType.promoted(x.dtype, weight.dtype))
@@ -107,5 +115,41 @@ public func rmsNorm(_ x: Tensor, weight: Tensor, epsilon: Float) throws -> Tenso
             }
         }
         return [dx, dw]
+    }
+}
+
+// MARK: - Inference
+
+extension RMSNorm {
+    /// A frozen Float32 copy of a norm for inference on raw rows (no autograd), through the
+    /// same row kernel as the autograd forward.
+    public struct Frozen {
+        /// The extent of a row.
+        public let dimension: Int
+        /// Added to the mean square before the square root.
+        public let epsilon: Float
+        /// `[dimension]`.
+        let weight: RowBuffer
+
+        /// A snapshot of `norm`'s weight (later changes to the layer are not seen).
+        public init(_ norm: RMSNorm) {
+            dimension = norm.dimension
+            epsilon = norm.epsilon
+            weight = RowBuffer(copying: norm.weight.value)
+        }
+
+        /// Normalises `m` rows of `x` (`dimension` floats apart) into `y`.
+        ///
+        /// - Parameters:
+        ///   - x: `m` contiguous rows.
+        ///   - m: the number of rows.
+        ///   - y: the output; row r starts at `y + r · outputStride` (`dimension` when nil),
+        ///     so a row can land in half of a wider concatenation.
+        @inline(__always)
+        public func callAsFunction(_ x: UnsafePointer<Float>, rows m: Int, into y: UnsafeMutablePointer<Float>,
+                                   outputStride: Int? = nil) {
+            let d = dimension, stride = outputStride ?? dimension, w = UnsafePointer(weight.pointer)
+            for r in 0..<m { _ = rmsNormRow(x + r * d, weight: w, epsilon: epsilon, count: d, into: y + r * stride) }
+        }
     }
 }

@@ -8,6 +8,10 @@
 // (HF: y = x·cos + rotate_half(x)·sin, rotate_half(x) = [−x₂, x₁], cos/sin = [c, c]).
 // A rotation's Jacobian is the rotation itself, so the backward turns the gradient by −p·θᵢ.
 // Angles are formed in Double, so any integer position (MTP rolls them) is exact enough.
+// Two kernels hold the maths once: `writeAngles` (the cos/sin of one position) and
+// `rotateHalf` (one head's pairs turned). The autograd node (RotaryTable, one table per
+// call) and the inference path (``RotaryEmbedding/PositionTable``, grown over the
+// positions decoding reaches, rotating rows in place) both use them.
 
 import Foundation
 @_spi(Kernels) import Tensors
@@ -56,6 +60,31 @@ public struct RotaryEmbedding: Sendable {
     }
 }
 
+extension RotaryEmbedding {
+    /// cos(p·θᵢ) and sin(p·θᵢ) for i < d/2 into `c` and `s`, the angle formed in Double.
+    @inline(__always)
+    func writeAngles(position p: Int64, cos c: UnsafeMutablePointer<Float>, sin s: UnsafeMutablePointer<Float>) {
+        let pos = Double(p)
+        for i in 0..<inverseFrequencies.count {
+            let angle = pos * inverseFrequencies[i]
+            c[i] = Float(Foundation.cos(angle))
+            s[i] = Float(Foundation.sin(angle))
+        }
+    }
+}
+
+/// Turns every pair (xᵢ, xᵢ₊ₕ) of one head by the angles whose cos and sin are given
+/// (by minus them when `sign` is −1); `x` may be `y` (in place).
+@inline(__always)
+func rotateHalf(_ x: UnsafePointer<Float>, into y: UnsafeMutablePointer<Float>, cos c: UnsafePointer<Float>,
+                sin sn: UnsafePointer<Float>, half h: Int, sign: Float) {
+    for i in 0..<h {
+        let x1 = x[i], x2 = x[i + h], cs = c[i], s = sign * sn[i]
+        y[i] = x1 * cs - x2 * s
+        y[i + h] = x2 * cs + x1 * s
+    }
+}
+
 /// The cos/sin of every (row, token, frequency) of one call, shared by q and k.
 struct RotaryTable {
     let cos: ScratchBuffer   // [Bp, S, h]
@@ -81,16 +110,9 @@ struct RotaryTable {
         batchStride = rows == 1 ? 0 : length * h
         cos = ScratchBuffer(count: rows * length * h)
         sin = ScratchBuffer(count: rows * length * h)
-        let c = cos.pointer, sn = sin.pointer, freq = rope.inverseFrequencies
+        let c = cos.pointer, sn = sin.pointer
         positions.withInt64Buffer { p in
-            for t in 0..<(rows * length) {
-                let pos = Double(p[t])
-                for i in 0..<h {
-                    let angle = pos * freq[i]
-                    c[t * h + i] = Float(Foundation.cos(angle))
-                    sn[t * h + i] = Float(Foundation.sin(angle))
-                }
-            }
+            for t in 0..<(rows * length) { rope.writeAngles(position: p[t], cos: c + t * h, sin: sn + t * h) }
         }
     }
 
@@ -120,12 +142,55 @@ struct RotaryTable {
                 let ct = c + b * batchStride + t * h, st = sn + b * batchStride + t * h
                 for head in 0..<heads {
                     let o = b * layout.batch + head * layout.head + t * layout.row
-                    let xi = x + o, yi = y + o
-                    for i in 0..<h {
-                        let x1 = xi[i], x2 = xi[i + h], cs = ct[i], s = sign * st[i]
-                        yi[i] = x1 * cs - x2 * s
-                        yi[i + h] = x2 * cs + x1 * s
-                    }
+                    rotateHalf(x + o, into: y + o, cos: ct, sin: st, half: h, sign: sign)
+                }
+            }
+        }
+    }
+}
+
+// MARK: - Inference
+
+extension RotaryEmbedding {
+    /// The cos/sin of positions `0 ..< positions` (`[position, d/2]`), grown on demand, for
+    /// rotating raw rows in place during decoding (no autograd). Formed exactly as the
+    /// autograd path forms them, so a position turns alike in training and decoding.
+    public final class PositionTable {
+        /// The embedding whose frequencies the table holds.
+        public let rotary: RotaryEmbedding
+        /// Positions `0 ..< positions` are tabulated.
+        public private(set) var positions = 0
+        private let cos = RowBuffer()
+        private let sin = RowBuffer()
+
+        /// An empty table for `rotary`.
+        public init(_ rotary: RotaryEmbedding) { self.rotary = rotary }
+
+        /// Makes positions `0 ..< count` available (growing at least twofold, at least to 64).
+        public func reserve(_ count: Int) {
+            guard count > positions else { return }
+            let half = rotary.headDimension / 2
+            let target = Swift.max(count, 2 * positions, 64)
+            cos.reserve(target * half, keeping: positions * half)
+            sin.reserve(target * half, keeping: positions * half)
+            for p in positions..<target {
+                rotary.writeAngles(position: Int64(p), cos: cos.pointer + p * half, sin: sin.pointer + p * half)
+            }
+            positions = target
+        }
+
+        /// Rotates, in place, every head of `m` consecutive token rows of `heads · d` floats;
+        /// row r sits at position `firstPosition + r` (precondition: `firstPosition ≥ 0`).
+        public func rotate(_ x: UnsafeMutablePointer<Float>, rows m: Int, heads: Int, firstPosition: Int) {
+            precondition(firstPosition >= 0, "PositionTable.rotate: negative position \(firstPosition)")
+            reserve(firstPosition + m)
+            let half = rotary.headDimension / 2, d = rotary.headDimension
+            for r in 0..<m {
+                let c = UnsafePointer(cos.pointer + (firstPosition + r) * half)
+                let s = UnsafePointer(sin.pointer + (firstPosition + r) * half)
+                for head in 0..<heads {
+                    let p = x + (r * heads + head) * d
+                    rotateHalf(p, into: p, cos: c, sin: s, half: half, sign: 1)
                 }
             }
         }

@@ -1,7 +1,7 @@
 // The decoding engine's KV caches against a full recomputation through the model's
-// layers (main trunk and every MTP depth, with rolled-back positions), verification
-// rows bit-identical to plain decoding (what greedy identity rests on), and
-// KVCache.truncate on NN's attention.
+// training forward (main trunk and every MTP depth, with rolled-back positions), and
+// verification rows bit-identical to plain decoding (what greedy identity rests on).
+// The cache itself and the layers' inference path are tested in NNTests.
 
 import Data
 import Model
@@ -119,50 +119,5 @@ final class GenerationCacheTests: XCTestCase {
         let model = try randomGenerationModel(scale: 8)
         let (verified, single) = verifiedAndSingle(model, batched: true, rows: 4)
         for (a, b) in zip(verified.joined(), single.joined()) { XCTAssertEqual(a, b, accuracy: 1e-4) }
-    }
-
-    func testKVCacheTruncateRollsBackNNAttention() throws {
-        var g = SplitMix64(seed: 4)
-        let attention = try Attention(hiddenSize: 8, heads: 2, generator: &g)
-        let x = Tensor.normal([1, 7, 8], generator: &g)
-        let wrong = Tensor.normal([1, 2, 8], generator: &g)
-        try withoutGrad {
-            let full = try attention(x, positions: try Tensor.arange(0, 7).reshaped([1, 7]))
-            let cache = KVCache()
-            _ = try attention(try x.sliced(axis: 1, 0..<4), positions: try Tensor.arange(0, 4).reshaped([1, 4]), cache: cache)
-            _ = try attention(wrong, positions: try Tensor.arange(4, 6).reshaped([1, 2]), cache: cache)
-            XCTAssertEqual(cache.length, 6)
-            try cache.truncate(to: 4)
-            XCTAssertEqual(cache.length, 4)
-            let rest = try attention(try x.sliced(axis: 1, 4..<7), positions: try Tensor.arange(4, 7).reshaped([1, 3]), cache: cache)
-            let expected = try full.sliced(axis: 1, 4..<7).floats
-            for (a, b) in zip(rest.floats, expected) { XCTAssertEqual(a, b, accuracy: 1e-5) }
-            XCTAssertThrowsError(try cache.truncate(to: 8))
-            XCTAssertThrowsError(try cache.truncate(to: -1))
-            try cache.truncate(to: 0)
-            XCTAssertEqual(cache.length, 0)
-        }
-    }
-
-    func testDecodingCacheGrowsAndKeepsItsPositions() {
-        let cache = DecodingCache(heads: 2, headDimension: 4)
-        var keys: [Float] = [], values: [Float] = []
-        for t in 0..<150 {
-            let k = (0..<8).map { Float(t * 10 + $0) }, v = (0..<8).map { -Float(t * 10 + $0) }
-            k.withUnsafeBufferPointer { kp in v.withUnsafeBufferPointer { cache.append(keys: kp.baseAddress!, values: $0.baseAddress!, count: 1) } }
-            keys += k
-            values += v
-        }
-        XCTAssertEqual(cache.length, 150)
-        XCTAssertGreaterThanOrEqual(cache.capacity, 150)
-        XCTAssertEqual(cache.capacity % 8, 0)
-        for t in [0, 63, 64, 149] {
-            for head in 0..<2 {
-                for c in 0..<4 { XCTAssertEqual(cache.keys(head: head)[c * cache.capacity + t], keys[t * 8 + head * 4 + c]) }
-            }
-            for j in 0..<8 { XCTAssertEqual(cache.values.pointer[t * 8 + j], values[t * 8 + j]) }
-        }
-        cache.truncate(to: 3)
-        XCTAssertEqual(cache.length, 3)
     }
 }

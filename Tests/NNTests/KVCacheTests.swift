@@ -1,4 +1,5 @@
-// Incremental decoding with a KV cache reproduces the full forward.
+// The decoding cache: storage layout ([n, d, C] keys, token-major values) across
+// growth, rollback with truncate (a rejected draft leaves no trace), and its errors.
 
 import NN
 import Tensors
@@ -6,99 +7,59 @@ import TestSupport
 import XCTest
 
 final class KVCacheTests: XCTestCase {
-    private let (b, s, h) = (2, 9, 8)
-    private var x: Tensor { randomTensor([b, s, h], seed: 71) }
-    private let positionValues = [0, 1, 2, 3, 4, 0, 1, 2, 3, 5, 6, 7, 8, 9, 10, 11, 12, 13]
-    private let documentValues = [0, 0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 2, 2, 2, 2, 2]
-
-    /// Runs `step` over consecutive chunks of the sequence axis and concatenates the outputs.
-    private func decode(chunks: [Range<Int>], _ step: (Tensor, Tensor, Tensor) throws -> Tensor) throws -> Tensor {
-        var outs: [Tensor] = []
-        for r in chunks {
-            let ids = (0..<b).flatMap { row in r.map { row * s + $0 } }
-            outs.append(try step(x.sliced(axis: 1, r), intTensor(ids.map { positionValues[$0] }, [b, r.count]),
-                                 intTensor(ids.map { documentValues[$0] }, [b, r.count])))
-        }
-        return try Tensor.concatenated(outs, axis: 1)
-    }
-
-    private let tokenByToken = (0..<9).map { $0..<($0 + 1) }
-    private let prefillThenTokens = [0..<4] + (4..<9).map { $0..<($0 + 1) }
-    private let unevenChunks = [0..<2, 2..<5, 5..<6, 6..<9]
-
-    func testAttentionDecodingEqualsFullForward() throws {
-        var g = SplitMix64(seed: 72)
-        let attn = try Attention(hiddenSize: h, heads: 2, std: 0.5, generator: &g)
-        let full = try withoutGrad {
-            try attn(x, positions: intTensor(positionValues, [b, s]), seqIdx: intTensor(documentValues, [b, s]))
-        }
-        for chunks in [tokenByToken, prefillThenTokens, unevenChunks] {
-            let cache = KVCache()
-            let out = try withoutGrad {
-                try decode(chunks: chunks) { try attn($0, positions: $1, seqIdx: $2, cache: cache) }
+    func testCacheGrowsAndKeepsItsPositions() {
+        let cache = KVCache(heads: 2, headDimension: 4)
+        var keys: [Float] = [], values: [Float] = []
+        for t in 0..<150 {
+            let k = (0..<8).map { Float(t * 10 + $0) }, v = (0..<8).map { -Float(t * 10 + $0) }
+            k.withUnsafeBufferPointer { kp in
+                v.withUnsafeBufferPointer { cache.append(keys: kp.baseAddress!, values: $0.baseAddress!, count: 1) }
             }
-            XCTAssertEqual(cache.length, s)
-            XCTAssertLessThan(maxDifference(out, full), 2e-6, "\(chunks)")
+            keys += k
+            values += v
+        }
+        XCTAssertEqual(cache.length, 150)
+        XCTAssertGreaterThanOrEqual(cache.capacity, 150)
+        XCTAssertEqual(cache.capacity % 8, 0)
+        for t in [0, 63, 64, 149] {
+            for head in 0..<2 {
+                for c in 0..<4 { XCTAssertEqual(cache.keys(head: head)[c * cache.capacity + t], keys[t * 8 + head * 4 + c]) }
+            }
+            for j in 0..<8 { XCTAssertEqual(cache.values[t * 8 + j], values[t * 8 + j]) }
         }
     }
 
-    func testDecoderBlockDecodingEqualsFullForward() throws {
-        var g = SplitMix64(seed: 73)
-        let block = try DecoderBlock(hiddenSize: h, heads: 4, intermediateSize: 16, std: 0.3, generator: &g)
-        let full = try withoutGrad {
-            try block(x, positions: intTensor(positionValues, [b, s]), seqIdx: intTensor(documentValues, [b, s]))
+    func testTruncateRollsBackAndAppendingContinuesExactly() throws {
+        // Decoding 4 tokens, 2 wrong ones rolled back, then the 3 right ones: the outputs equal
+        // those of decoding the 4 and then the 3 right tokens, bit for bit.
+        var g = SplitMix64(seed: 4)
+        let attention = Attention.Frozen(try Attention(hiddenSize: 8, heads: 2, std: 0.5, generator: &g))
+        let x = randomTensor([7, 8], seed: 5).floats, wrong = randomTensor([2, 8], seed: 6).floats
+        let scratch = InferenceScratch()
+        func run(_ rows: ArraySlice<Float>, at position: Int, _ cache: KVCache) -> [Float] {
+            let m = rows.count / 8
+            let input = RowBuffer(capacity: (m + 1) * 8), out = RowBuffer(capacity: (m + 1) * 8)
+            input.pointer.update(from: Array(rows), count: rows.count)
+            attention(input.pointer, rows: m, outputs: m, firstPosition: position, cache: cache, addingInto: out.pointer,
+                      scratch: scratch)
+            return withExtendedLifetime(input) { Array(UnsafeBufferPointer(start: out.pointer, count: m * 8)) }
         }
-        let cache = KVCache()
-        let out = try withoutGrad {
-            try decode(chunks: tokenByToken) { try block($0, positions: $1, seqIdx: $2, cache: cache) }
-        }
-        XCTAssertLessThan(maxDifference(out, full), 5e-6)
-        // Without document ids everything is one document, as in the full causal forward.
-        let causal = try withoutGrad { try block(x, positions: intTensor(positionValues, [b, s])) }
-        let cache2 = KVCache()
-        let out2 = try withoutGrad {
-            try decode(chunks: prefillThenTokens) { x, p, _ in try block(x, positions: p, cache: cache2) }
-        }
-        XCTAssertLessThan(maxDifference(out2, causal), 5e-6)
-    }
-
-    func testLongDecodingGrowsTheCache() throws {
-        // 40 tokens one at a time: the buffers grow past their first capacity twice.
-        var g = SplitMix64(seed: 75)
-        let attn = try Attention(hiddenSize: h, heads: 2, std: 0.5, generator: &g)
-        let length = 40
-        let x = randomTensor([b, length, h], seed: 76)
-        let documents = intTensor((0..<(b * length)).map { ($0 % length) / 13 }, [b, length])
-        let positions = positionIDs(batch: b, length: length, offset: 3)
-        let full = try withoutGrad { try attn(x, positions: positions, seqIdx: documents) }
-        let cache = KVCache()
-        let out = try withoutGrad {
-            try Tensor.concatenated((0..<length).map { t in
-                try attn(x.sliced(axis: 1, t..<(t + 1)), positions: positions.sliced(axis: 1, t..<(t + 1)),
-                         seqIdx: documents.sliced(axis: 1, t..<(t + 1)), cache: cache)
-            }, axis: 1)
-        }
-        XCTAssertEqual(cache.length, length)
-        XCTAssertLessThan(maxDifference(out, full), 2e-6)
-    }
-
-    func testCacheMisuseThrowsAndResetEmpties() throws {
-        var g = SplitMix64(seed: 74)
-        let attn = try Attention(hiddenSize: h, heads: 2, generator: &g)
-        let cache = KVCache()
-        // Recording gradients through a cache is refused.
-        XCTAssertThrowsError(try attn(x, positions: positionIDs(batch: b, length: s), cache: cache))
+        let straight = attention.makeCache()
+        let expected = run(x[0..<32], at: 0, straight) + run(x[32...], at: 4, straight)
+        let cache = attention.makeCache()
+        XCTAssertEqual(run(x[0..<32], at: 0, cache), Array(expected[0..<32]))
+        _ = run(wrong[...], at: 4, cache)
+        XCTAssertEqual(cache.length, 6)
+        try cache.truncate(to: 4)
+        XCTAssertEqual(cache.length, 4)
+        XCTAssertEqual(run(x[32...], at: 4, cache), Array(expected[32...]))
+        XCTAssertThrowsError(try cache.truncate(to: 8))
+        XCTAssertThrowsError(try cache.truncate(to: -1))
+        try cache.truncate(to: 0)
         XCTAssertEqual(cache.length, 0)
-        try withoutGrad {
-            _ = try attn(x, positions: positionIDs(batch: b, length: s), cache: cache)
-            XCTAssertEqual(cache.length, s)
-            XCTAssertEqual(cache.batch, b)
-            // Another batch size does not fit the cached rows.
-            XCTAssertThrowsError(try attn(randomTensor([1, 1, h]), positions: positionIDs(batch: 1, length: 1), cache: cache))
-            cache.reset()
-            XCTAssertEqual(cache.length, 0)
-            _ = try attn(randomTensor([1, 1, h]), positions: positionIDs(batch: 1, length: 1), cache: cache)
-            XCTAssertEqual(cache.length, 1)
-        }
+        _ = run(x[0..<8], at: 0, cache)
+        cache.reset()
+        XCTAssertEqual(cache.length, 0)
+        XCTAssertEqual(run(x[0..<32], at: 0, cache) + run(x[32...], at: 4, cache), expected)
     }
 }
