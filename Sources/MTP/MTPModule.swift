@@ -69,7 +69,7 @@ public final class MTPModule: Layer {
     /// - Throws: ``MTPError`` when the config is disabled, ``TensorError`` for bad sizes.
     public init(config: MTPConfig, hiddenSize: Int, heads: Int, intermediateSize: Int, generator: inout SplitMix64) throws {
         guard config.isEnabled else {
-            throw MTPError("MTPModule needs numLayers > 0 and a non-empty layerPattern, got \(config.numLayers) and '\(config.layerPattern)'")
+            throw MTPError.invalidArgument("MTPModule needs numLayers > 0 and a non-empty layerPattern, got \(config.numLayers) and '\(config.layerPattern)'")
         }
         self.config = config
         var made: [MTPDepth] = []
@@ -107,9 +107,9 @@ public final class MTPModule: Layer {
         let d = config.numLayers
         switch input {
         case .shiftedIDs(let ids, _) where ids.count != d:
-            throw MTPError("expected \(d) per-depth shifted ids, got \(ids.count)")
+            throw MTPError.depthCountMismatch("expected \(d) per-depth shifted ids, got \(ids.count)")
         case .embeddings(let e) where e.count != d:
-            throw MTPError("expected \(d) per-depth embeddings, got \(e.count)")
+            throw MTPError.depthCountMismatch("expected \(d) per-depth embeddings, got \(e.count)")
         default: break
         }
         var outputs: [Tensor] = []

@@ -42,7 +42,7 @@ public enum PipelineOutput {
     ///
     /// - Throws: ``MTPError`` for an empty tuple.
     public static func tuple(_ elements: [Tensor]) throws -> PipelineOutput {
-        guard let first = elements.first else { throw MTPError("pipeline output tuple is empty") }
+        guard let first = elements.first else { throw MTPError.missingTensor("pipeline output tuple is empty") }
         return .tuple(first: first, rest: Array(elements.dropFirst()))
     }
 
@@ -55,6 +55,17 @@ public enum PipelineOutput {
         rest.removeLast()
         return (last, .tuple(first: first, rest: rest))
     }
+}
+
+/// One ``PipelineCausalLMLoss`` call's result: the loss and the values of its parts.
+public struct PipelineLossOutput {
+    /// The main loss plus, when added, the scaled MTP term; it keeps its autograd graph.
+    public let loss: Tensor
+    /// The value of the main loss (summed when its reduction is `.none`).
+    public let main: Float
+    /// The value of each depth's unscaled MTP loss; empty when no MTP term was added
+    /// (no MTP outputs, or the model is not training).
+    public let perDepth: [Float]
 }
 
 /// The pipeline-schedule loss that adds the MTP auxiliary CE on the last stage
@@ -70,9 +81,6 @@ public final class PipelineCausalLMLoss {
     /// Legacy packed-stream fallback: used to build the sequence index when the output
     /// carries no `seqIdx` tail.
     public var cuSeqlens: Tensor?
-    /// The values of the last call's parts, for logging: the main loss and the unscaled
-    /// per-depth MTP losses (empty when no MTP term was added).
-    public private(set) var lastComponents: (main: Float, perDepth: [Float]) = (0, [])
 
     public init(lossFn: any TokenLoss, model: any MTPLossModel, scalingFactor: Float? = nil, ignoreIndex: Int = -100) {
         self.lossFn = lossFn
@@ -87,8 +95,9 @@ public final class PipelineCausalLMLoss {
     /// - Parameters:
     ///   - output: the last stage's output.
     ///   - labels: `[B, S]` (or `[T]`).
+    /// - Returns: the loss to differentiate and the values of its parts, for logging.
     /// - Throws: ``MTPError``/``LossError`` for invalid outputs or labels.
-    public func callAsFunction(_ output: PipelineOutput, labels: Tensor) throws -> Tensor {
+    public func callAsFunction(_ output: PipelineOutput, labels: Tensor) throws -> PipelineLossOutput {
         let (tail, stripped) = output.extractingSeqIdxTail()
         let fused = lossFn is any FusedLinearLoss
         var main: Tensor
@@ -102,7 +111,7 @@ public final class PipelineCausalLMLoss {
             }
         case .record(let record):
             guard let m = fused ? record.hiddenStates : record.logits else {
-                throw MTPError("model output has no \(fused ? "hidden_states (needed by FusedLinearCrossEntropy)" : "logits")")
+                throw MTPError.missingTensor("model output has no \(fused ? "hidden_states (needed by FusedLinearCrossEntropy)" : "logits")")
             }
             main = m
             hidden = record.perDepthHidden
@@ -116,16 +125,16 @@ public final class PipelineCausalLMLoss {
         let weight = fused ? FusedLinearCrossEntropy.sharingWeightGradient(try model.requireLMHeadWeight()) : nil
         var loss = try calculateLoss(lossFn, logits: fused ? nil : main, hiddenStates: fused ? main : nil,
                                      labels: labels, model: model, lmWeight: weight)
-        lastComponents = (loss.sum().floats[0], [])
+        let mainValue = loss.sum().floats[0]
+        var perDepthValues: [Float] = []
         if (hidden != nil || logits != nil) && model.isTraining {
-            let mtp = try calculateMTPLoss(lossFn, perDepthHidden: hidden, perDepthLogits: logits, labels: labels,
+            let mtp = try calculateMTPLossPerDepth(lossFn, perDepthHidden: hidden, perDepthLogits: logits, labels: labels,
                                            model: model, scalingFactor: scalingFactor ?? modelScale,
-                                           ignoreIndex: ignoreIndex, cuSeqlens: cuSeqlens, seqIdx: tail, lmWeight: weight,
-                                           returnPerDepth: true)
-            lastComponents.perDepth = mtp.perDepthLosses.map { $0.sum().floats[0] }
+                                           ignoreIndex: ignoreIndex, cuSeqlens: cuSeqlens, seqIdx: tail, lmWeight: weight)
+            perDepthValues = mtp.perDepthLosses.map { $0.sum().floats[0] }
             loss = try loss + mtp.loss
         }
-        return loss
+        return PipelineLossOutput(loss: loss, main: mainValue, perDepth: perDepthValues)
     }
 }
 

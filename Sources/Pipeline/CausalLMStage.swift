@@ -220,12 +220,11 @@ public final class CausalLMStage: @unchecked Sendable {
         let terms = TermSchedule(global: counts, local: local, divide: lossFunction.reduction == .mean,
                                  ignoreIndex: lossFunction.ignoreIndex)
         let lossFn = lossConfig.build(lossFn: try microbatchLoss(lossFunction, terms: terms), model: model)
-        let loss = try lossFn(output, labels: batch.labels)
-        let parts = lossFn.lastComponents
-        guard terms.calls == 1 + parts.perDepth.count else {
-            throw PipelineError("the microbatch loss made \(terms.calls) per-token loss calls for \(1 + parts.perDepth.count) terms")
+        let out = try lossFn(output, labels: batch.labels)
+        guard terms.calls == 1 + out.perDepth.count else {
+            throw PipelineError("the microbatch loss made \(terms.calls) per-token loss calls for \(1 + out.perDepth.count) terms")
         }
-        return (loss, parts)
+        return (out.loss, (out.main, out.perDepth))
     }
 
     // MARK: Backward
