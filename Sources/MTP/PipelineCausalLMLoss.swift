@@ -17,6 +17,7 @@ public struct CausalLMOutput {
     /// The model's MTP loss coefficient for this output, if it reports one.
     public var mtpLossScalingFactor: Float?
 
+    /// A record with the given fields (all optional).
     public init(logits: Tensor? = nil, hiddenStates: Tensor? = nil, perDepthHidden: [Tensor]? = nil,
                 perDepthLogits: [Tensor]? = nil, mtpLossScalingFactor: Float? = nil) {
         self.logits = logits
@@ -77,11 +78,19 @@ public final class PipelineCausalLMLoss {
     public let model: any MTPLossModel
     /// Overrides the model's MTP scaling factor when non-nil.
     public let scalingFactor: Float?
+    /// The label written where an MTP depth has no target.
     public let ignoreIndex: Int
     /// Legacy packed-stream fallback: used to build the sequence index when the output
     /// carries no `seqIdx` tail.
     public var cuSeqlens: Tensor?
 
+    /// A loss for `model` with the per-token loss `lossFn`.
+    ///
+    /// - Parameters:
+    ///   - lossFn: the per-token loss of the main path and every depth.
+    ///   - model: the LM head, MTP config and training flag.
+    ///   - scalingFactor: overrides the model's MTP coefficient when non-nil.
+    ///   - ignoreIndex: the label written where a depth has no target.
     public init(lossFn: any TokenLoss, model: any MTPLossModel, scalingFactor: Float? = nil, ignoreIndex: Int = -100) {
         self.lossFn = lossFn
         self.model = model
@@ -141,15 +150,20 @@ public final class PipelineCausalLMLoss {
 /// Typed configuration of the MTP auxiliary loss (the seed's `MTPLossConfig`).
 /// `scalingFactor == nil` keeps the model's value.
 public struct MTPLossConfig: Sendable, Equatable {
+    /// The MTP coefficient; nil keeps the model's.
     public var scalingFactor: Float?
+    /// The label written where an MTP depth has no target.
     public var ignoreIndex: Int
 
+    /// A config with the seed's defaults (keep the model's factor, ignore index −100).
     public init(scalingFactor: Float? = nil, ignoreIndex: Int = -100) {
         self.scalingFactor = scalingFactor
         self.ignoreIndex = ignoreIndex
     }
 
     /// The pipeline-schedule, MTP-aware loss for `lossFn` and `model`.
+    ///
+    /// - Returns: a ``PipelineCausalLMLoss`` with this config's factor and ignore index.
     public func build(lossFn: any TokenLoss, model: any MTPLossModel) -> PipelineCausalLMLoss {
         PipelineCausalLMLoss(lossFn: lossFn, model: model, scalingFactor: scalingFactor, ignoreIndex: ignoreIndex)
     }
