@@ -180,7 +180,7 @@ public struct Packer: Sendable {
         var labels = [Int64](repeating: ignoreIndex, count: n)
         var seqIdx = [Int32](repeating: 0, count: n)
         var positions = [Int64](repeating: 0, count: n)
-        var tokens = 0, targets = 0, filled = 0
+        var rowTokens = [Int](repeating: 0, count: batchSize)
         for (r, row) in rows.enumerated() {
             guard row.tokenCount <= s else {
                 throw DataError.invalidArgument("Packer: row \(r) holds \(row.tokenCount) tokens, more than \(s)")
@@ -190,14 +190,13 @@ public struct Packer: Sendable {
             for (d, doc) in row.documents.enumerated() {
                 for (p, token) in doc.enumerated() {
                     ids[t] = Int64(token)
-                    if p + 1 < doc.count { labels[t] = Int64(doc[p + 1]); targets += 1 }
+                    if p + 1 < doc.count { labels[t] = Int64(doc[p + 1]) }
                     seqIdx[t] = Int32(d)
                     positions[t] = Int64(p)
                     t += 1
                 }
             }
-            tokens += row.tokenCount
-            if row.tokenCount > 0 { filled += 1 }
+            rowTokens[r] = row.tokenCount
             let padIndex = Int32(row.documents.count)
             for (p, u) in (t..<(r + 1) * s).enumerated() {
                 seqIdx[u] = padIndex
@@ -208,9 +207,9 @@ public struct Packer: Sendable {
             for u in rows.count * s..<n { positions[u] = Int64(u % s) }
         }
         let shape = [batchSize, s]
-        return Batch(inputIds: try Tensor(ids, shape: shape), labels: try Tensor(labels, shape: shape),
-                     seqIdx: try Tensor(seqIdx, shape: shape), positions: try Tensor(positions, shape: shape),
-                     rowCount: filled, tokenCount: tokens, targetCount: targets)
+        return try Batch(inputIds: Tensor(ids, shape: shape), labels: Tensor(labels, shape: shape),
+                         seqIdx: Tensor(seqIdx, shape: shape), positions: Tensor(positions, shape: shape),
+                         rowTokenCounts: rowTokens, ignoreIndex: ignoreIndex)
     }
 }
 

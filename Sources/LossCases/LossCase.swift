@@ -46,7 +46,7 @@ public struct LossCase {
         for (name, t) in tensors {
             inputs[name] = t.dtype.isFloatingPoint ? t.requiringGrad() : t
         }
-        guard let labels = inputs["labels"] else { throw MTPError("case has no labels tensor") }
+        guard let labels = inputs["labels"] else { throw MTPError.missingTensor("case has no labels tensor") }
         let lossFn = try makeLossFunction()
         let numLabelTokens = try int("num_label_tokens")
         let head = inputs["lm_head.weight"]
@@ -62,25 +62,24 @@ public struct LossCase {
                 case let c as ChunkedCrossEntropy:
                     loss = try c(logits: try require(inputs, "logits"), labels: labels, mask: mask, numLabelTokens: numLabelTokens)
                 default:
-                    throw MTPError("a mask is only supported by MaskedCrossEntropy and ChunkedCrossEntropy")
+                    throw MTPError.invalidArgument("a mask is only supported by MaskedCrossEntropy and ChunkedCrossEntropy")
                 }
             } else {
                 loss = try calculateLoss(lossFn, logits: inputs["logits"], hiddenStates: inputs["hidden_states"],
                                          labels: labels, model: model, numLabelTokens: numLabelTokens)
             }
         case "calculate_mtp_loss":
-            let out = try calculateMTPLoss(
+            let out = try calculateMTPLossPerDepth(
                 lossFn, perDepthHidden: sequence(inputs, "mtp_per_depth_h"), perDepthLogits: sequence(inputs, "mtp_per_depth_logits"),
                 perDepthTargets: sequence(inputs, "mtp_per_depth_targets"), labels: labels, model: LossModel(lmHeadWeight: head),
                 scalingFactor: try float("scaling_factor") ?? 0.1, numLabelTokens: numLabelTokens,
-                ignoreIndex: try int("ignore_index") ?? -100, cuSeqlens: inputs["cu_seqlens"], seqIdx: inputs["seq_idx"],
-                returnPerDepth: true)
+                ignoreIndex: try int("ignore_index") ?? -100, cuSeqlens: inputs["cu_seqlens"], seqIdx: inputs["seq_idx"])
             loss = out.loss
             perDepth = out.perDepthLosses
         case "pipeline_loss":
             loss = try pipelineLoss(lossFn, inputs: inputs, labels: labels, head: head)
         case let other:
-            throw MTPError("unknown entry '\(other)' (expected calculate_mtp_loss, calculate_loss or pipeline_loss)")
+            throw MTPError.invalidArgument("unknown entry '\(other)' (expected calculate_mtp_loss, calculate_loss or pipeline_loss)")
         }
         if loss.requiresGrad {
             try loss.backward(loss.rank == 0 ? nil : Tensor.ones(loss.shape))
@@ -124,9 +123,9 @@ public struct LossCase {
         case "logits":
             output = .tensor(try require(inputs, "logits"))
         case let other:
-            throw MTPError("unknown output_form '\(other)' (expected tuple, model_output, hidden or logits)")
+            throw MTPError.invalidArgument("unknown output_form '\(other)' (expected tuple, model_output, hidden or logits)")
         }
-        return try loss(output, labels: labels)
+        return try loss(output, labels: labels).loss
     }
 
     // MARK: Options
@@ -134,7 +133,7 @@ public struct LossCase {
     private func makeLossFunction() throws -> any TokenLoss {
         let reductionName = metadata["reduction"] ?? "sum"
         guard let reduction = LossReduction(rawValue: reductionName) else {
-            throw MTPError("unknown reduction '\(reductionName)' (expected sum, mean or none)")
+            throw MTPError.invalidArgument("unknown reduction '\(reductionName)' (expected sum, mean or none)")
         }
         let ignore = try int("ignore_index") ?? -100
         switch metadata["loss_fn"] ?? "MaskedCrossEntropy" {
@@ -146,19 +145,19 @@ public struct LossCase {
             return FusedLinearCrossEntropy(ignoreIndex: ignore, logitSoftcapping: try float("logit_softcapping") ?? 0,
                                            reduction: reduction)
         case let other:
-            throw MTPError("unknown loss_fn '\(other)' (expected MaskedCrossEntropy, ChunkedCrossEntropy or FusedLinearCrossEntropy)")
+            throw MTPError.invalidArgument("unknown loss_fn '\(other)' (expected MaskedCrossEntropy, ChunkedCrossEntropy or FusedLinearCrossEntropy)")
         }
     }
 
     private func int(_ key: String) throws -> Int? {
         guard let s = metadata[key] else { return nil }
-        guard let v = Int(s.trimmingCharacters(in: .whitespaces)) else { throw MTPError("metadata \(key)='\(s)' is not an integer") }
+        guard let v = Int(s.trimmingCharacters(in: .whitespaces)) else { throw MTPError.invalidArgument("metadata \(key)='\(s)' is not an integer") }
         return v
     }
 
     private func float(_ key: String) throws -> Float? {
         guard let s = metadata[key] else { return nil }
-        guard let v = Float(s.trimmingCharacters(in: .whitespaces)) else { throw MTPError("metadata \(key)='\(s)' is not a number") }
+        guard let v = Float(s.trimmingCharacters(in: .whitespaces)) else { throw MTPError.invalidArgument("metadata \(key)='\(s)' is not a number") }
         return v
     }
 
@@ -167,12 +166,12 @@ public struct LossCase {
         switch s.lowercased() {
         case "true", "1": return true
         case "false", "0": return false
-        default: throw MTPError("metadata \(key)='\(s)' is not a boolean (true or false)")
+        default: throw MTPError.invalidArgument("metadata \(key)='\(s)' is not a boolean (true or false)")
         }
     }
 
     private func require(_ inputs: [String: Tensor], _ name: String) throws -> Tensor {
-        guard let t = inputs[name] else { throw MTPError("case has no '\(name)' tensor") }
+        guard let t = inputs[name] else { throw MTPError.missingTensor("case has no '\(name)' tensor") }
         return t
     }
 

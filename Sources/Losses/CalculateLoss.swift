@@ -15,15 +15,15 @@ public func calculateLoss(_ lossFn: any TokenLoss, logits: Tensor? = nil, hidden
                           numLabelTokens: Int? = nil) throws -> Tensor {
     switch lossFn {
     case let fused as any FusedLinearLoss:
-        guard let hiddenStates else { throw LossError("FusedLinearCrossEntropy needs hidden_states") }
+        guard let hiddenStates else { throw LossError.missingTensor("FusedLinearCrossEntropy needs hidden_states") }
         guard let weight = try lmWeight ?? model?.requireLMHeadWeight() else {
-            throw LossError("lm_head module not found in model")
+            throw LossError.missingTensor("lm_head module not found in model")
         }
         return try fused.loss(hiddenStates: hiddenStates, labels: labels, lmWeight: weight, numLabelTokens: numLabelTokens)
     case let plain as any LogitsLoss:
-        guard let logits else { throw LossError("\(type(of: plain)) needs logits") }
+        guard let logits else { throw LossError.missingTensor("\(type(of: plain)) needs logits") }
         return try plain.loss(logits: logits, labels: labels, numLabelTokens: numLabelTokens)
     default:
-        throw LossError("unsupported loss type \(type(of: lossFn)): conform to LogitsLoss or FusedLinearLoss")
+        throw LossError.invalidArgument("unsupported loss type \(type(of: lossFn)): conform to LogitsLoss or FusedLinearLoss")
     }
 }

@@ -55,17 +55,17 @@ public struct FusedLinearCrossEntropy: FusedLinearLoss {
     ///   with a reduction other than `.sum`.
     public func callAsFunction(hiddenStates: Tensor, labels: Tensor, lmWeight: Tensor, numLabelTokens: Int? = nil) throws -> Tensor {
         guard hiddenStates.rank >= 1, Array(hiddenStates.shape.dropLast()) == labels.shape else {
-            throw LossError("hidden_states shape \(hiddenStates.shape) does not match labels shape \(labels.shape) (expected labels.shape + [H])")
+            throw LossError.shapeMismatch("hidden_states shape \(hiddenStates.shape) does not match labels shape \(labels.shape) (expected labels.shape + [H])")
         }
         guard hiddenStates.dtype.isFloatingPoint, lmWeight.dtype.isFloatingPoint else {
-            throw LossError("hidden_states and lm_weight must be floating point, got \(hiddenStates.dtype) and \(lmWeight.dtype)")
+            throw LossError.invalidDType("hidden_states and lm_weight must be floating point, got \(hiddenStates.dtype) and \(lmWeight.dtype)")
         }
         let hDim = hiddenStates.shape.last ?? 0
         guard lmWeight.rank == 2, lmWeight.shape[1] == hDim else {
-            throw LossError("lm_weight shape \(lmWeight.shape) is not [V, \(hDim)] for hidden_states \(hiddenStates.shape)")
+            throw LossError.shapeMismatch("lm_weight shape \(lmWeight.shape) is not [V, \(hDim)] for hidden_states \(hiddenStates.shape)")
         }
         guard logitSoftcapping >= 0, logitSoftcapping.isFinite else {
-            throw LossError("logit_softcapping must be a finite value >= 0, got \(logitSoftcapping)")
+            throw LossError.invalidArgument("logit_softcapping must be a finite value >= 0, got \(logitSoftcapping)")
         }
         let v = lmWeight.shape[0]
         let targets = try Targets(labels, vocab: v, ignoreIndex: ignoreIndex)

@@ -13,10 +13,10 @@ enum LogitsCrossEntropy {
     static func loss(logits: Tensor, labels: Tensor, mask: Tensor?, ignoreIndex: Int, reduction: LossReduction,
                      numLabelTokens: Int?, rowsPerBlock: Int, roundRowsTo: DType?) throws -> Tensor {
         guard logits.rank >= 1, Array(logits.shape.dropLast()) == labels.shape else {
-            throw LossError("logits shape \(logits.shape) does not match labels shape \(labels.shape) (expected labels.shape + [V])")
+            throw LossError.shapeMismatch("logits shape \(logits.shape) does not match labels shape \(labels.shape) (expected labels.shape + [V])")
         }
         guard logits.dtype.isFloatingPoint else {
-            throw LossError("logits must be floating point, got \(logits.dtype)")
+            throw LossError.invalidDType("logits must be floating point, got \(logits.dtype)")
         }
         let v = logits.shape.last ?? 0
         let n = labels.count

@@ -54,7 +54,7 @@ public struct ChunkedCrossEntropy: LogitsLoss {
 
     /// - Throws: ``LossError`` when `chunkLen <= 0`.
     public init(chunkLen: Int = 32, ignoreIndex: Int = -100, reduction: LossReduction = .sum) throws {
-        guard chunkLen > 0 else { throw LossError("chunk_len must be positive, got \(chunkLen)") }
+        guard chunkLen > 0 else { throw LossError.invalidArgument("chunk_len must be positive, got \(chunkLen)") }
         self.chunkLen = chunkLen
         self.ignoreIndex = ignoreIndex
         self.reduction = reduction

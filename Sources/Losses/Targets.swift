@@ -13,12 +13,12 @@ struct Targets {
     ///   that is not `ignoreIndex` (naming the value and its flat position).
     init(_ labels: Tensor, vocab: Int, ignoreIndex: Int, mask: Tensor? = nil) throws {
         guard labels.dtype == .int64 || labels.dtype == .int32 else {
-            throw LossError("labels must be int64 or int32, got \(labels.dtype)")
+            throw LossError.invalidDType("labels must be int64 or int32, got \(labels.dtype)")
         }
         var keep: [Bool]? = nil
         if let mask {
             guard mask.shape == labels.shape else {
-                throw LossError("mask shape \(mask.shape) does not match labels shape \(labels.shape)")
+                throw LossError.shapeMismatch("mask shape \(mask.shape) does not match labels shape \(labels.shape)")
             }
             // Only an exact 0 drops a label (`mask == 0`): a fractional or NaN entry keeps it.
             keep = mask.dtype.isFloatingPoint ? mask.floats.map { $0 != 0 } : mask.int64s.map { $0 != 0 }
@@ -29,7 +29,7 @@ struct Targets {
         for (i, v) in values.enumerated() {
             if v == Int64(ignoreIndex) || keep?[i] == false { continue }
             guard v >= 0, v < Int64(vocab) else {
-                throw LossError("label \(v) at flat position \(i) is outside [0, \(vocab)) and is not ignore_index \(ignoreIndex)")
+                throw LossError.labelOutOfRange("label \(v) at flat position \(i) is outside [0, \(vocab)) and is not ignore_index \(ignoreIndex)")
             }
             classes[i] = Int32(v)
             valid += 1
@@ -52,7 +52,7 @@ struct ReductionPlan {
         self.reduction = reduction
         if let n = numLabelTokens {
             guard reduction == .sum else {
-                throw LossError("num_label_tokens is only supported with reduction sum, not \(reduction.rawValue)")
+                throw LossError.invalidArgument("num_label_tokens is only supported with reduction sum, not \(reduction.rawValue)")
             }
             isZero = n == 0
             scale = n == 0 ? 0 : 1 / Float(n)

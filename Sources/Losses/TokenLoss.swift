@@ -13,12 +13,31 @@ public enum LossReduction: String, Sendable, CaseIterable {
     case none
 }
 
-/// Invalid input to a loss. The message names the offending values.
-public struct LossError: Error, Equatable, CustomStringConvertible {
+/// Invalid input to a loss: one case per kind a caller may handle, each carrying a
+/// message that names the offending values.
+public enum LossError: Error, Equatable, CustomStringConvertible {
+    /// A label outside `[0, V)` that is not the ignore index.
+    case labelOutOfRange(String)
+    /// Shapes that do not fit together (logits or hidden states and labels, a mask,
+    /// the LM-head weight).
+    case shapeMismatch(String)
+    /// A tensor of the wrong element type (labels must be integer, logits floating point).
+    case invalidDType(String)
+    /// A tensor the loss needs and did not get: logits, hidden states, the LM head.
+    case missingTensor(String)
+    /// An argument outside its domain (chunk length, softcapping, `numLabelTokens`
+    /// with a reduction other than sum, a loss type of neither kind).
+    case invalidArgument(String)
+
     /// What went wrong, naming shapes and values.
-    public let message: String
-    /// An error with `message`.
-    public init(_ message: String) { self.message = message }
+    public var message: String {
+        switch self {
+        case .labelOutOfRange(let m), .shapeMismatch(let m), .invalidDType(let m), .missingTensor(let m),
+             .invalidArgument(let m): m
+        }
+    }
+
+    /// The message alone (the SPEC's wording, which error outputs and fixtures match).
     public var description: String { message }
 }
 
@@ -55,7 +74,7 @@ public protocol LMHeadProvider {
 extension LMHeadProvider {
     /// The head weight, or the SPEC's error when the model has none.
     public func requireLMHeadWeight() throws -> Tensor {
-        guard let w = lmHeadWeight else { throw LossError("lm_head module not found in model") }
+        guard let w = lmHeadWeight else { throw LossError.missingTensor("lm_head module not found in model") }
         return w
     }
 

@@ -16,19 +16,24 @@ public struct MTPLossOutput {
     public let perDepthLosses: [Tensor]
 }
 
-/// The DeepSeek-V3 MTP auxiliary loss (the seed's `calculate_mtp_loss`).
+/// The DeepSeek-V3 MTP auxiliary loss (the seed's `calculate_mtp_loss` with the default
+/// `return_per_depth=False`).
 ///
 /// - Parameters:
 ///   - lossFn: the same loss as the main path; a fused loss reads hidden states.
-///   - perDepthHidden, perDepthLogits: exactly one: `[B, S, X]` (or `[T, X]`, `[1, T, X]`)
-///     per depth.
+///   - perDepthHidden: per-depth hidden states `[B, S, H]` (or `[T, H]`, `[1, T, H]`); exactly
+///     one of this and `perDepthLogits` is given.
+///   - perDepthLogits: per-depth logits `[B, S, V]` (or `[T, V]`, `[1, T, V]`).
 ///   - perDepthTargets: explicit labels per depth, used verbatim (no rolling, no masking).
 ///   - labels: the main labels `[B, S]` or `[T]` (already shifted: labels[t] is t's target).
 ///   - model: supplies the LM head for the hidden path (fetched once for all depths).
 ///   - scalingFactor: coefficient of the summed depth losses (0.1).
 ///   - numLabelTokens: forwarded unchanged to every depth.
-///   - cuSeqlens, seqIdx: packing; `seqIdx` wins. Equality classes of `seqIdx` matter.
+///   - ignoreIndex: the label written where a depth has no target.
+///   - cuSeqlens: packing boundaries `[n+1]`, the legacy fallback when `seqIdx` is nil.
+///   - seqIdx: the sub-sequence index; wins over `cuSeqlens`. Equality classes matter.
 ///   - lmWeight: a caller-materialised head weight shared by every depth.
+/// - Returns: `scalingFactor / D · Σ_k CE_k`, with its autograd graph.
 /// - Throws: ``MTPError`` for the conditions of SPEC §3 (both or neither outputs, targets
 ///   combined with packing, wrong target count/shape, a `seqIdx` that does not match the
 ///   labels, fused loss with logits), ``LossError`` from the losses.
@@ -36,28 +41,34 @@ public func calculateMTPLoss(_ lossFn: any TokenLoss, perDepthHidden: [Tensor]? 
                              perDepthTargets: [Tensor]? = nil, labels: Tensor, model: (any LMHeadProvider)? = nil,
                              scalingFactor: Float = 0.1, numLabelTokens: Int? = nil, ignoreIndex: Int = -100,
                              cuSeqlens: Tensor? = nil, seqIdx: Tensor? = nil, lmWeight: Tensor? = nil) throws -> Tensor {
-    try calculateMTPLoss(lossFn, perDepthHidden: perDepthHidden, perDepthLogits: perDepthLogits,
-                         perDepthTargets: perDepthTargets, labels: labels, model: model, scalingFactor: scalingFactor,
-                         numLabelTokens: numLabelTokens, ignoreIndex: ignoreIndex, cuSeqlens: cuSeqlens,
-                         seqIdx: seqIdx, lmWeight: lmWeight, returnPerDepth: true).loss
+    try calculateMTPLossPerDepth(lossFn, perDepthHidden: perDepthHidden, perDepthLogits: perDepthLogits,
+                                 perDepthTargets: perDepthTargets, labels: labels, model: model,
+                                 scalingFactor: scalingFactor, numLabelTokens: numLabelTokens, ignoreIndex: ignoreIndex,
+                                 cuSeqlens: cuSeqlens, seqIdx: seqIdx, lmWeight: lmWeight).loss
 }
 
-/// ``calculateMTPLoss(_:perDepthHidden:perDepthLogits:perDepthTargets:labels:model:scalingFactor:numLabelTokens:ignoreIndex:cuSeqlens:seqIdx:lmWeight:)``
-/// returning the per-depth losses too (the seed's `return_per_depth=True`).
-public func calculateMTPLoss(_ lossFn: any TokenLoss, perDepthHidden: [Tensor]? = nil, perDepthLogits: [Tensor]? = nil,
-                             perDepthTargets: [Tensor]? = nil, labels: Tensor, model: (any LMHeadProvider)? = nil,
-                             scalingFactor: Float = 0.1, numLabelTokens: Int? = nil, ignoreIndex: Int = -100,
-                             cuSeqlens: Tensor? = nil, seqIdx: Tensor? = nil, lmWeight: Tensor? = nil,
-                             returnPerDepth: Bool) throws -> MTPLossOutput {
+/// The MTP auxiliary loss together with each depth's unscaled loss (the seed's
+/// `calculate_mtp_loss(..., return_per_depth=True)`).
+///
+/// Takes the same arguments as
+/// ``calculateMTPLoss(_:perDepthHidden:perDepthLogits:perDepthTargets:labels:model:scalingFactor:numLabelTokens:ignoreIndex:cuSeqlens:seqIdx:lmWeight:)``.
+///
+/// - Returns: the scaled loss and the per-depth losses, all with their autograd graph.
+/// - Throws: as ``calculateMTPLoss(_:perDepthHidden:perDepthLogits:perDepthTargets:labels:model:scalingFactor:numLabelTokens:ignoreIndex:cuSeqlens:seqIdx:lmWeight:)``.
+public func calculateMTPLossPerDepth(_ lossFn: any TokenLoss, perDepthHidden: [Tensor]? = nil,
+                                     perDepthLogits: [Tensor]? = nil, perDepthTargets: [Tensor]? = nil,
+                                     labels: Tensor, model: (any LMHeadProvider)? = nil, scalingFactor: Float = 0.1,
+                                     numLabelTokens: Int? = nil, ignoreIndex: Int = -100, cuSeqlens: Tensor? = nil,
+                                     seqIdx: Tensor? = nil, lmWeight: Tensor? = nil) throws -> MTPLossOutput {
     guard (perDepthHidden == nil) != (perDepthLogits == nil) else {
-        throw MTPError("Provide exactly one of mtp_per_depth_h or mtp_per_depth_logits")
+        throw MTPError.invalidArgument("Provide exactly one of mtp_per_depth_h or mtp_per_depth_logits")
     }
     var outputs = perDepthHidden ?? perDepthLogits ?? []
     let usesLogits = perDepthLogits != nil
     let depths = outputs.count
-    guard depths > 0 else { throw MTPError("Provide exactly one of mtp_per_depth_h or mtp_per_depth_logits (the list is empty)") }
-    guard labels.dtype.isInteger else { throw MTPError("labels must be int64 or int32, got \(labels.dtype)") }
-    guard labels.rank >= 1 else { throw MTPError("labels must have rank 1 (THD) or 2 (BSHD), got shape \(labels.shape)") }
+    guard depths > 0 else { throw MTPError.invalidArgument("Provide exactly one of mtp_per_depth_h or mtp_per_depth_logits (the list is empty)") }
+    guard labels.dtype.isInteger else { throw MTPError.invalidDType("labels must be int64 or int32, got \(labels.dtype)") }
+    guard labels.rank >= 1 else { throw MTPError.shapeMismatch("labels must have rank 1 (THD) or 2 (BSHD), got shape \(labels.shape)") }
 
     // 1. THD: [1, T, X] per-depth outputs become [T, X].
     if labels.rank == 1 {
@@ -65,19 +76,19 @@ public func calculateMTPLoss(_ lossFn: any TokenLoss, perDepthHidden: [Tensor]? 
     }
     let fused = lossFn as? any FusedLinearLoss
     if usesLogits && fused != nil {
-        throw MTPError("MTP logits are incompatible with FusedLinearCrossEntropy; pass per-depth hidden states")
+        throw MTPError.invalidArgument("MTP logits are incompatible with FusedLinearCrossEntropy; pass per-depth hidden states")
     }
 
     // 2. Explicit targets.
     if let targets = perDepthTargets {
         guard cuSeqlens == nil, seqIdx == nil else {
-            throw MTPError("per_depth_targets cannot be combined with cu_seqlens or seq_idx (targets are used verbatim)")
+            throw MTPError.invalidArgument("per_depth_targets cannot be combined with cu_seqlens or seq_idx (targets are used verbatim)")
         }
         guard targets.count == depths else {
-            throw MTPError("Expected \(depths) per_depth_targets (one per MTP depth), got \(targets.count)")
+            throw MTPError.depthCountMismatch("Expected \(depths) per_depth_targets (one per MTP depth), got \(targets.count)")
         }
         for (k, t) in targets.enumerated() where t.shape != labels.shape {
-            throw MTPError("per_depth_targets[\(k)] shape \(t.shape) does not match labels shape \(labels.shape)")
+            throw MTPError.shapeMismatch("per_depth_targets[\(k)] shape \(t.shape) does not match labels shape \(labels.shape)")
         }
     }
 
@@ -87,10 +98,10 @@ public func calculateMTPLoss(_ lossFn: any TokenLoss, perDepthHidden: [Tensor]? 
     // 4. One head weight for every depth (its gradient accumulates over depths).
     var weight: Tensor? = nil
     if fused != nil {
-        guard let w = try lmWeight ?? model?.requireLMHeadWeight() else { throw LossError("lm_head module not found in model") }
+        guard let w = try lmWeight ?? model?.requireLMHeadWeight() else { throw LossError.missingTensor("lm_head module not found in model") }
         weight = FusedLinearCrossEntropy.sharingWeightGradient(w)
     } else if !usesLogits {
-        guard let model else { throw LossError("lm_head module not found in model") }
+        guard let model else { throw LossError.missingTensor("lm_head module not found in model") }
         weight = try model.requireLMHeadWeight()
     }
 
@@ -132,7 +143,7 @@ public func calculateMTPLoss(_ lossFn: any TokenLoss, perDepthHidden: [Tensor]? 
 /// lies in another sub-sequence (per `seqIdx`, shaped like `labels`) set to `ignoreIndex`.
 /// Exactly what ``calculateMTPLoss(_:perDepthHidden:perDepthLogits:perDepthTargets:labels:model:scalingFactor:numLabelTokens:ignoreIndex:cuSeqlens:seqIdx:lmWeight:)`` uses.
 public func mtpDepthLabels(_ labels: Tensor, depth: Int, seqIdx: Tensor? = nil, ignoreIndex: Int = -100) throws -> Tensor {
-    guard depth >= 0 else { throw MTPError("depth must be >= 0, got \(depth)") }
+    guard depth >= 0 else { throw MTPError.invalidArgument("depth must be >= 0, got \(depth)") }
     let sequence = try resolvedSequenceIndex(labels: labels, seqIdx: seqIdx, cuSeqlens: nil)
     var rolled = labels
     for _ in 0...depth { rolled = try rollTensor(rolled, shifts: -1, dim: -1) }
@@ -154,14 +165,14 @@ func maskedDepthLabels(_ rolled: Tensor, depth k: Int, seqLen: Int, sequence: Te
 /// The sequence index in labels' shape (SPEC §3 step 3), or nil without packing.
 func resolvedSequenceIndex(labels: Tensor, seqIdx: Tensor?, cuSeqlens: Tensor?) throws -> Tensor? {
     if var s = seqIdx {
-        guard s.dtype.isInteger || s.dtype == .bool else { throw MTPError("seq_idx must be an integer tensor, got \(s.dtype)") }
+        guard s.dtype.isInteger || s.dtype == .bool else { throw MTPError.invalidDType("seq_idx must be an integer tensor, got \(s.dtype)") }
         if labels.rank == 2 && s.rank == 1 && s.shape[0] == labels.shape[1] {
             s = try s.expanded(to: labels.shape)
         } else if labels.rank == 1 && s.rank == 2 && s.shape[0] == 1 {
             s = try s.squeezed(axis: 0)
         }
         guard s.shape == labels.shape else {
-            throw MTPError("seq_idx shape \(seqIdx!.shape) does not match labels shape \(labels.shape); "
+            throw MTPError.shapeMismatch("seq_idx shape \(seqIdx!.shape) does not match labels shape \(labels.shape); "
                 + "under pipeline parallelism chunk seq_idx per microbatch")
         }
         return s.cast(to: .int64)

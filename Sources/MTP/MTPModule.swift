@@ -39,14 +39,26 @@ public final class MTPDepth: Layer {
         finalLayernorm = RMSNorm(dimension: hiddenSize)
     }
 
-    /// Names relative to the depth's sublayers: sublayer i is `i`, so the first holds
-    /// `0.enorm.weight`, `0.hnorm.weight`, `0.eh_proj.weight`, and the last
-    /// `{n-1}.final_layernorm.weight`; every sublayer holds its block's keys.
-    public func namedParameters() -> [(name: String, parameter: Parameter)] {
-        var out = enorm.namedParameters(prefix: "0.enorm") + hnorm.namedParameters(prefix: "0.hnorm")
-            + ehProj.namedParameters(prefix: "0.eh_proj")
-        for (i, b) in blocks.enumerated() { out += b.namedParameters(prefix: "\(i)") }
-        out += finalLayernorm.namedParameters(prefix: "\(blocks.count - 1).final_layernorm")
+    /// The depth's layers keyed relative to its own sublayers, numbered from 0: see
+    /// ``children(firstSublayer:under:)``.
+    public var children: [(key: String, layer: any Layer)] { children(firstSublayer: 0, under: "") }
+
+    /// The depth's layers under the checkpoint keys of its sublayers: sublayer `i` of the
+    /// depth is `{prefix}.{firstSublayer + i}`, the first one holds `enorm`, `hnorm` and
+    /// `eh_proj`, every one holds its decoder block's keys, and the last holds
+    /// `final_layernorm`.
+    ///
+    /// - Parameters:
+    ///   - firstSublayer: the checkpoint index of the depth's first sublayer.
+    ///   - prefix: the key of the list of sublayers (`"model.layers"`); empty for none.
+    /// - Returns: the layers in checkpoint order.
+    public func children(firstSublayer: Int, under prefix: String) -> [(key: String, layer: any Layer)] {
+        func sublayer(_ i: Int) -> String { prefix.isEmpty ? "\(firstSublayer + i)" : "\(prefix).\(firstSublayer + i)" }
+        var out: [(key: String, layer: any Layer)] = [
+            ("\(sublayer(0)).enorm", enorm), ("\(sublayer(0)).hnorm", hnorm), ("\(sublayer(0)).eh_proj", ehProj),
+        ]
+        for (i, block) in blocks.enumerated() { out.append((sublayer(i), block)) }
+        out.append(("\(sublayer(blocks.count - 1)).final_layernorm", finalLayernorm))
         return out
     }
 }
@@ -71,7 +83,7 @@ public final class MTPModule: Layer {
     /// - Throws: ``MTPError`` when the config is disabled, ``TensorError`` for bad sizes.
     public init(config: MTPConfig, hiddenSize: Int, heads: Int, intermediateSize: Int, generator: inout SplitMix64) throws {
         guard config.isEnabled else {
-            throw MTPError("MTPModule needs numLayers > 0 and a non-empty layerPattern, got \(config.numLayers) and '\(config.layerPattern)'")
+            throw MTPError.invalidArgument("MTPModule needs numLayers > 0 and a non-empty layerPattern, got \(config.numLayers) and '\(config.layerPattern)'")
         }
         self.config = config
         var made: [MTPDepth] = []
@@ -82,17 +94,23 @@ public final class MTPModule: Layer {
         depths = made
     }
 
-    /// Sublayer `d · patternLength + i` of depth d is named `layers.{that}`.
-    public func namedParameters() -> [(name: String, parameter: Parameter)] {
-        var out: [(name: String, parameter: Parameter)] = []
-        for (d, depth) in depths.enumerated() {
-            for (name, p) in depth.namedParameters() {
-                let dot = name.firstIndex(of: ".")!
-                let sub = Int(name[..<dot])! + d * config.patternLength
-                out.append((name: "layers.\(sub)" + name[dot...], parameter: p))
-            }
+    /// The depths' layers under `layers.{d · patternLength + i}` for sublayer i of depth d:
+    /// see ``children(firstSublayer:under:)``.
+    public var children: [(key: String, layer: any Layer)] { children(firstSublayer: 0, under: "layers") }
+
+    /// The depths' layers under the checkpoint keys of their sublayers: sublayer `i` of
+    /// depth `d` is `{prefix}.{firstSublayer + d · patternLength + i}` (each depth as
+    /// ``MTPDepth/children(firstSublayer:under:)``).
+    ///
+    /// - Parameters:
+    ///   - firstSublayer: the checkpoint index of depth 0's first sublayer (in a causal LM,
+    ///     its number of main layers L).
+    ///   - prefix: the key of the list of sublayers (`"model.layers"`).
+    /// - Returns: the layers in checkpoint order, depth by depth.
+    public func children(firstSublayer: Int, under prefix: String) -> [(key: String, layer: any Layer)] {
+        depths.enumerated().flatMap { d, depth in
+            depth.children(firstSublayer: firstSublayer + d * config.patternLength, under: prefix)
         }
-        return out
     }
 
     /// The per-depth outputs `[h_0 … h_{D-1}]` (after each depth's final_layernorm).
@@ -107,9 +125,9 @@ public final class MTPModule: Layer {
         let d = config.numLayers
         switch input {
         case .shiftedIDs(let ids, _) where ids.count != d:
-            throw MTPError("expected \(d) per-depth shifted ids, got \(ids.count)")
+            throw MTPError.depthCountMismatch("expected \(d) per-depth shifted ids, got \(ids.count)")
         case .embeddings(let e) where e.count != d:
-            throw MTPError("expected \(d) per-depth embeddings, got \(e.count)")
+            throw MTPError.depthCountMismatch("expected \(d) per-depth embeddings, got \(e.count)")
         default: break
         }
         var outputs: [Tensor] = []

@@ -17,6 +17,7 @@ public struct CausalLMOutput {
     /// The model's MTP loss coefficient for this output, if it reports one.
     public var mtpLossScalingFactor: Float?
 
+    /// A record with the given fields (all optional).
     public init(logits: Tensor? = nil, hiddenStates: Tensor? = nil, perDepthHidden: [Tensor]? = nil,
                 perDepthLogits: [Tensor]? = nil, mtpLossScalingFactor: Float? = nil) {
         self.logits = logits
@@ -42,7 +43,7 @@ public enum PipelineOutput {
     ///
     /// - Throws: ``MTPError`` for an empty tuple.
     public static func tuple(_ elements: [Tensor]) throws -> PipelineOutput {
-        guard let first = elements.first else { throw MTPError("pipeline output tuple is empty") }
+        guard let first = elements.first else { throw MTPError.missingTensor("pipeline output tuple is empty") }
         return .tuple(first: first, rest: Array(elements.dropFirst()))
     }
 
@@ -57,6 +58,17 @@ public enum PipelineOutput {
     }
 }
 
+/// One ``PipelineCausalLMLoss`` call's result: the loss and the values of its parts.
+public struct PipelineLossOutput {
+    /// The main loss plus, when added, the scaled MTP term; it keeps its autograd graph.
+    public let loss: Tensor
+    /// The value of the main loss (summed when its reduction is `.none`).
+    public let main: Float
+    /// The value of each depth's unscaled MTP loss; empty when no MTP term was added
+    /// (no MTP outputs, or the model is not training).
+    public let perDepth: [Float]
+}
+
 /// The pipeline-schedule loss that adds the MTP auxiliary CE on the last stage
 /// (the seed's `PipelineCausalLMLoss`). Call it once per microbatch.
 public final class PipelineCausalLMLoss {
@@ -66,14 +78,19 @@ public final class PipelineCausalLMLoss {
     public let model: any MTPLossModel
     /// Overrides the model's MTP scaling factor when non-nil.
     public let scalingFactor: Float?
+    /// The label written where an MTP depth has no target.
     public let ignoreIndex: Int
     /// Legacy packed-stream fallback: used to build the sequence index when the output
     /// carries no `seqIdx` tail.
     public var cuSeqlens: Tensor?
-    /// The values of the last call's parts, for logging: the main loss and the unscaled
-    /// per-depth MTP losses (empty when no MTP term was added).
-    public private(set) var lastComponents: (main: Float, perDepth: [Float]) = (0, [])
 
+    /// A loss for `model` with the per-token loss `lossFn`.
+    ///
+    /// - Parameters:
+    ///   - lossFn: the per-token loss of the main path and every depth.
+    ///   - model: the LM head, MTP config and training flag.
+    ///   - scalingFactor: overrides the model's MTP coefficient when non-nil.
+    ///   - ignoreIndex: the label written where a depth has no target.
     public init(lossFn: any TokenLoss, model: any MTPLossModel, scalingFactor: Float? = nil, ignoreIndex: Int = -100) {
         self.lossFn = lossFn
         self.model = model
@@ -87,8 +104,9 @@ public final class PipelineCausalLMLoss {
     /// - Parameters:
     ///   - output: the last stage's output.
     ///   - labels: `[B, S]` (or `[T]`).
+    /// - Returns: the loss to differentiate and the values of its parts, for logging.
     /// - Throws: ``MTPError``/``LossError`` for invalid outputs or labels.
-    public func callAsFunction(_ output: PipelineOutput, labels: Tensor) throws -> Tensor {
+    public func callAsFunction(_ output: PipelineOutput, labels: Tensor) throws -> PipelineLossOutput {
         let (tail, stripped) = output.extractingSeqIdxTail()
         let fused = lossFn is any FusedLinearLoss
         var main: Tensor
@@ -102,7 +120,7 @@ public final class PipelineCausalLMLoss {
             }
         case .record(let record):
             guard let m = fused ? record.hiddenStates : record.logits else {
-                throw MTPError("model output has no \(fused ? "hidden_states (needed by FusedLinearCrossEntropy)" : "logits")")
+                throw MTPError.missingTensor("model output has no \(fused ? "hidden_states (needed by FusedLinearCrossEntropy)" : "logits")")
             }
             main = m
             hidden = record.perDepthHidden
@@ -116,31 +134,36 @@ public final class PipelineCausalLMLoss {
         let weight = fused ? FusedLinearCrossEntropy.sharingWeightGradient(try model.requireLMHeadWeight()) : nil
         var loss = try calculateLoss(lossFn, logits: fused ? nil : main, hiddenStates: fused ? main : nil,
                                      labels: labels, model: model, lmWeight: weight)
-        lastComponents = (loss.sum().floats[0], [])
+        let mainValue = loss.sum().floats[0]
+        var perDepthValues: [Float] = []
         if (hidden != nil || logits != nil) && model.isTraining {
-            let mtp = try calculateMTPLoss(lossFn, perDepthHidden: hidden, perDepthLogits: logits, labels: labels,
+            let mtp = try calculateMTPLossPerDepth(lossFn, perDepthHidden: hidden, perDepthLogits: logits, labels: labels,
                                            model: model, scalingFactor: scalingFactor ?? modelScale,
-                                           ignoreIndex: ignoreIndex, cuSeqlens: cuSeqlens, seqIdx: tail, lmWeight: weight,
-                                           returnPerDepth: true)
-            lastComponents.perDepth = mtp.perDepthLosses.map { $0.sum().floats[0] }
+                                           ignoreIndex: ignoreIndex, cuSeqlens: cuSeqlens, seqIdx: tail, lmWeight: weight)
+            perDepthValues = mtp.perDepthLosses.map { $0.sum().floats[0] }
             loss = try loss + mtp.loss
         }
-        return loss
+        return PipelineLossOutput(loss: loss, main: mainValue, perDepth: perDepthValues)
     }
 }
 
 /// Typed configuration of the MTP auxiliary loss (the seed's `MTPLossConfig`).
 /// `scalingFactor == nil` keeps the model's value.
 public struct MTPLossConfig: Sendable, Equatable {
+    /// The MTP coefficient; nil keeps the model's.
     public var scalingFactor: Float?
+    /// The label written where an MTP depth has no target.
     public var ignoreIndex: Int
 
+    /// A config with the seed's defaults (keep the model's factor, ignore index −100).
     public init(scalingFactor: Float? = nil, ignoreIndex: Int = -100) {
         self.scalingFactor = scalingFactor
         self.ignoreIndex = ignoreIndex
     }
 
     /// The pipeline-schedule, MTP-aware loss for `lossFn` and `model`.
+    ///
+    /// - Returns: a ``PipelineCausalLMLoss`` with this config's factor and ignore index.
     public func build(lossFn: any TokenLoss, model: any MTPLossModel) -> PipelineCausalLMLoss {
         PipelineCausalLMLoss(lossFn: lossFn, model: model, scalingFactor: scalingFactor, ignoreIndex: ignoreIndex)
     }

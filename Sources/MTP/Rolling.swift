@@ -23,17 +23,8 @@ public func rollTensor(_ tensor: Tensor, shifts: Int = -1, dim: Int = -1) throws
 
 func normalizedDim(_ dim: Int, rank: Int) throws -> Int {
     let d = dim < 0 ? dim + rank : dim
-    guard d >= 0, d < rank else { throw MTPError("dim \(dim) is out of range for a tensor of rank \(rank)") }
+    guard d >= 0, d < rank else { throw MTPError.invalidArgument("dim \(dim) is out of range for a tensor of rank \(rank)") }
     return d
-}
-
-/// An invalid input to an MTP function. The message names the offending values.
-public struct MTPError: Error, Equatable, CustomStringConvertible {
-    /// What went wrong.
-    public let message: String
-    /// An error with `message`.
-    public init(_ message: String) { self.message = message }
-    public var description: String { message }
 }
 
 /// Shifts a packed tensor left by `depth` along `seqDim` without crossing sub-sequence
@@ -47,13 +38,13 @@ public struct MTPError: Error, Equatable, CustomStringConvertible {
 ///   a dim is out of range, or `seqIdx` is not `[B, S]`.
 public func shiftPackedTensor(_ tensor: Tensor, depth: Int, seqIdx: Tensor? = nil, fillValue: Double = 0,
                               batchDim: Int = 0, seqDim: Int = 1) throws -> Tensor {
-    guard tensor.rank >= 2 else { throw MTPError("shiftPackedTensor needs rank >= 2, got shape \(tensor.shape)") }
-    guard depth > 0 else { throw MTPError("shiftPackedTensor depth must be > 0, got \(depth)") }
+    guard tensor.rank >= 2 else { throw MTPError.shapeMismatch("shiftPackedTensor needs rank >= 2, got shape \(tensor.shape)") }
+    guard depth > 0 else { throw MTPError.invalidArgument("shiftPackedTensor depth must be > 0, got \(depth)") }
     let b = try normalizedDim(batchDim, rank: tensor.rank), s = try normalizedDim(seqDim, rank: tensor.rank)
-    guard b != s else { throw MTPError("batchDim and seqDim must differ, both are \(batchDim)") }
+    guard b != s else { throw MTPError.invalidArgument("batchDim and seqDim must differ, both are \(batchDim)") }
     let bsz = tensor.shape[b], len = tensor.shape[s]
     if let seqIdx, seqIdx.shape != [bsz, len] {
-        throw MTPError("seq_idx shape \(seqIdx.shape) must be [B, S] = [\(bsz), \(len)]")
+        throw MTPError.shapeMismatch("seq_idx shape \(seqIdx.shape) must be [B, S] = [\(bsz), \(len)]")
     }
     // Work in [B, S, rest...] order, then restore the caller's axis order.
     let rest = (0..<tensor.rank).filter { $0 != b && $0 != s }
@@ -88,9 +79,9 @@ public func seqIdx(fromCuSeqlens cuSeqlens: Tensor, length: Int) throws -> Tenso
     var cu = cuSeqlens
     if cu.rank == 2 && cu.shape[0] == 1 { cu = try cu.squeezed(axis: 0) }
     guard cu.rank == 1, cu.shape[0] >= 1 else {
-        throw MTPError("cu_seqlens must have shape [n+1] or [1, n+1], got \(cuSeqlens.shape)")
+        throw MTPError.shapeMismatch("cu_seqlens must have shape [n+1] or [1, n+1], got \(cuSeqlens.shape)")
     }
-    guard cu.dtype.isInteger else { throw MTPError("cu_seqlens must be an integer tensor, got \(cu.dtype)") }
+    guard cu.dtype.isInteger else { throw MTPError.invalidDType("cu_seqlens must be an integer tensor, got \(cu.dtype)") }
     let boundaries = try cu.sliced(axis: 0, 1..<cu.shape[0])
     return try boundaries.searchsorted(Tensor.arange(0, length), right: true)
 }

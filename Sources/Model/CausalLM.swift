@@ -46,19 +46,14 @@ public final class CausalLM: Layer, MTPLossModel {
         }
     }
 
-    public func namedParameters() -> [(name: String, parameter: Parameter)] {
-        var out = embedTokens.namedParameters(prefix: "model.embed_tokens")
-        for (i, b) in layers.enumerated() { out += b.namedParameters(prefix: "model.layers.\(i)") }
-        out += norm.namedParameters(prefix: "model.norm")
-        out += lmHead.namedParameters(prefix: "lm_head")
-        if let mtp {
-            for (name, p) in mtp.namedParameters() {
-                // "layers.{i}.rest" → "model.layers.{L + i}.rest"
-                let parts = name.split(separator: ".", maxSplits: 2)
-                let index = Int(parts[1])! + config.layers
-                out.append((name: "model.layers.\(index).\(parts[2])", parameter: p))
-            }
-        }
+    /// The layers under their Hugging Face DeepSeek-V3 keys: `model.embed_tokens`,
+    /// `model.layers.{i}`, `model.norm`, `lm_head`, then the MTP sublayers as
+    /// `model.layers.{L + d · patternLength + i}`.
+    public var children: [(key: String, layer: any Layer)] {
+        var out: [(key: String, layer: any Layer)] = [("model.embed_tokens", embedTokens)]
+        for (i, block) in layers.enumerated() { out.append(("model.layers.\(i)", block)) }
+        out += [("model.norm", norm), ("lm_head", lmHead)]
+        out += mtp?.children(firstSublayer: config.layers, under: "model.layers") ?? []
         return out
     }
 

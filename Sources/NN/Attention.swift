@@ -54,9 +54,9 @@ public final class Attention: Layer {
         oProj = Linear(inFeatures: hiddenSize, outFeatures: hiddenSize, std: std, generator: &generator)
     }
 
-    public func namedParameters() -> [(name: String, parameter: Parameter)] {
-        qProj.namedParameters(prefix: "q_proj") + kProj.namedParameters(prefix: "k_proj")
-            + vProj.namedParameters(prefix: "v_proj") + oProj.namedParameters(prefix: "o_proj")
+    /// The projections under their Hugging Face keys: `q_proj`, `k_proj`, `v_proj`, `o_proj`.
+    public var children: [(key: String, layer: any Layer)] {
+        [("q_proj", qProj), ("k_proj", kProj), ("v_proj", vProj), ("o_proj", oProj)]
     }
 
     /// Attention of every token to the earlier tokens of its own document (itself included).

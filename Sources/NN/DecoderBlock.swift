@@ -46,9 +46,10 @@ public final class DecoderBlock: Layer {
         mlp = MLP(hiddenSize: hiddenSize, intermediateSize: intermediateSize, std: std, generator: &generator)
     }
 
-    public func namedParameters() -> [(name: String, parameter: Parameter)] {
-        inputLayernorm.namedParameters(prefix: "input_layernorm") + selfAttn.namedParameters(prefix: "self_attn")
-            + postAttentionLayernorm.namedParameters(prefix: "post_attention_layernorm") + mlp.namedParameters(prefix: "mlp")
+    /// The sub-layers under their Hugging Face keys, in checkpoint order.
+    public var children: [(key: String, layer: any Layer)] {
+        [("input_layernorm", inputLayernorm), ("self_attn", selfAttn),
+         ("post_attention_layernorm", postAttentionLayernorm), ("mlp", mlp)]
     }
 
     /// `h = x + attn(norm(x)); h + mlp(norm(h))`.

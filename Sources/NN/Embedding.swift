@@ -39,9 +39,8 @@ public final class Embedding: Layer {
         self.weight = weight
     }
 
-    public func namedParameters() -> [(name: String, parameter: Parameter)] {
-        [(name: "weight", parameter: weight)]
-    }
+    /// The table, under the key `weight`.
+    public var ownParameters: [(key: String, parameter: Parameter)] { [("weight", weight)] }
 
     /// The rows of the table at `ids`.
     ///

@@ -56,8 +56,9 @@ public final class Linear: Layer {
         self.bias = bias
     }
 
-    public func namedParameters() -> [(name: String, parameter: Parameter)] {
-        [(name: "weight", parameter: weight)] + (bias.map { [(name: "bias", parameter: $0)] } ?? [])
+    /// `weight`, then `bias` when the layer has one.
+    public var ownParameters: [(key: String, parameter: Parameter)] {
+        [("weight", weight)] + (bias.map { [("bias", $0)] } ?? [])
     }
 
     /// `x·Wᵀ (+ b)` over the last axis.

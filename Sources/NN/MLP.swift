@@ -33,9 +33,9 @@ public final class MLP: Layer {
         downProj = Linear(inFeatures: intermediateSize, outFeatures: hiddenSize, std: std, generator: &generator)
     }
 
-    public func namedParameters() -> [(name: String, parameter: Parameter)] {
-        gateProj.namedParameters(prefix: "gate_proj") + upProj.namedParameters(prefix: "up_proj")
-            + downProj.namedParameters(prefix: "down_proj")
+    /// The projections under their Hugging Face keys: `gate_proj`, `up_proj`, `down_proj`.
+    public var children: [(key: String, layer: any Layer)] {
+        [("gate_proj", gateProj), ("up_proj", upProj), ("down_proj", downProj)]
     }
 
     /// `down(silu(gate(x)) ⊙ up(x))`.

@@ -1,6 +1,7 @@
 // Parameters and the layer protocol: every trainable tensor lives in a
 // `Parameter` (a reference, so layers, optimizers and checkpoints share it), and
-// every layer lists its parameters under Hugging Face-style dotted names.
+// every layer declares the keys of its parameters and sub-layers, from which the
+// Hugging Face-style dotted names are built.
 
 import Tensors
 
@@ -36,13 +37,35 @@ public final class Parameter {
 }
 
 /// A neural-network layer: an object owning parameters under stable names.
+///
+/// A layer declares its keys once and never parses them: a leaf lists its own
+/// parameters (`"weight"`, `"bias"`), a container lists its sub-layers under the keys
+/// of the checkpoint (`"self_attn"`, `"layers.3"`), and ``namedParameters()`` joins
+/// the keys with dots (like mlx-swift-lm's `@ModuleInfo(key:)`, without reflection).
+/// Both lists default to empty.
 public protocol Layer: AnyObject {
-    /// Every parameter with its dotted name relative to this layer
-    /// (`"weight"`, `"self_attn.q_proj.weight"`), in a fixed order.
-    func namedParameters() -> [(name: String, parameter: Parameter)]
+    /// This layer's own parameters under their keys, in a fixed order (empty for a
+    /// layer that only holds sub-layers).
+    var ownParameters: [(key: String, parameter: Parameter)] { get }
+    /// The sub-layers under their keys, in a fixed order (empty for a leaf). A key may
+    /// contain dots when the checkpoint flattens a level (`"0.enorm"`).
+    var children: [(key: String, layer: any Layer)] { get }
 }
 
 extension Layer {
+    /// None by default: a container holds its parameters in sub-layers.
+    public var ownParameters: [(key: String, parameter: Parameter)] { [] }
+    /// None by default: a leaf holds only its own parameters.
+    public var children: [(key: String, layer: any Layer)] { [] }
+
+    /// Every parameter with its dotted name relative to this layer
+    /// (`"weight"`, `"self_attn.q_proj.weight"`): the own parameters first, then each
+    /// child's parameters under the child's key, in declaration order.
+    public func namedParameters() -> [(name: String, parameter: Parameter)] {
+        ownParameters.map { (name: $0.key, parameter: $0.parameter) }
+            + children.flatMap { $0.layer.namedParameters(prefix: $0.key) }
+    }
+
     /// ``namedParameters()`` with `prefix + "."` in front of every name (no dot when
     /// `prefix` is empty): how a parent names its children's parameters.
     public func namedParameters(prefix: String) -> [(name: String, parameter: Parameter)] {

@@ -38,9 +38,8 @@ public final class RMSNorm: Layer {
         weight = Parameter(Tensor.ones([dimension]))
     }
 
-    public func namedParameters() -> [(name: String, parameter: Parameter)] {
-        [(name: "weight", parameter: weight)]
-    }
+    /// The scale, under the key `weight`.
+    public var ownParameters: [(key: String, parameter: Parameter)] { [("weight", weight)] }
 
     /// `x · rsqrt(mean(x², −1) + ε) · weight`.
     ///

@@ -146,7 +146,7 @@ public final class CausalLMPipeline {
     /// - Throws: ``PipelineError`` when the count is not M or the row lengths differ; the error
     ///   of the first stage that failed (a model, loss or transport error).
     @discardableResult
-    public func step(microbatches: [Microbatch], gradientScale: Float = 1) throws -> PipelineStepResult {
+    public func step(microbatches: [Batch], gradientScale: Float = 1) throws -> PipelineStepResult {
         guard microbatches.count == schedule.microbatches else {
             throw PipelineError("the schedule has \(schedule.microbatches) microbatches, got \(microbatches.count)")
         }

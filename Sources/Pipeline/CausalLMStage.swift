@@ -107,7 +107,7 @@ public final class CausalLMStage: @unchecked Sendable {
     /// - Returns: the timing and, on the last stage, the loss values.
     /// - Throws: whatever the model, the loss or the transport throws; nothing is sent after
     ///   an error (the caller aborts the transport).
-    public func run(schedule: PipelineSchedule, microbatches: [Microbatch], counts: TargetCounts,
+    public func run(schedule: PipelineSchedule, microbatches: [Batch], counts: TargetCounts,
                     transport: any StageTransport, gradientScale: Float = 1) throws -> StageReport {
         guard schedule.stages == stageCount, transport.stage == stage, transport.stageCount == stageCount else {
             throw PipelineError("stage \(stage) of \(stageCount): schedule has \(schedule.stages) stages, "
@@ -152,7 +152,7 @@ public final class CausalLMStage: @unchecked Sendable {
     // MARK: Forward
 
     /// Runs F(m); on the last stage returns the microbatch's loss values.
-    private func forward(_ m: Int, _ batch: Microbatch, counts: TargetCounts, transport: any StageTransport,
+    private func forward(_ m: Int, _ batch: Batch, counts: TargetCounts, transport: any StageTransport,
                          clock: StageClock) throws -> LossValues? {
         var state = Saved()
         var x: Tensor
@@ -201,7 +201,7 @@ public final class CausalLMStage: @unchecked Sendable {
 
     /// The last stage's head: final norm, MTP module on the received embeddings, the SPEC §4
     /// tuple, and one `PipelineCausalLMLoss` call.
-    private func lastStageLoss(_ x: Tensor, embeddings: [Tensor], positions: Tensor, seqIdx: Tensor, batch: Microbatch,
+    private func lastStageLoss(_ x: Tensor, embeddings: [Tensor], positions: Tensor, seqIdx: Tensor, batch: Batch,
                                counts: TargetCounts) throws -> (Tensor, (main: Float, perDepth: [Float])) {
         let hidden = try model.norm(x)
         var mtpOutputs: [Tensor] = []
@@ -220,12 +220,11 @@ public final class CausalLMStage: @unchecked Sendable {
         let terms = TermSchedule(global: counts, local: local, divide: lossFunction.reduction == .mean,
                                  ignoreIndex: lossFunction.ignoreIndex)
         let lossFn = lossConfig.build(lossFn: try microbatchLoss(lossFunction, terms: terms), model: model)
-        let loss = try lossFn(output, labels: batch.labels)
-        let parts = lossFn.lastComponents
-        guard terms.calls == 1 + parts.perDepth.count else {
-            throw PipelineError("the microbatch loss made \(terms.calls) per-token loss calls for \(1 + parts.perDepth.count) terms")
+        let out = try lossFn(output, labels: batch.labels)
+        guard terms.calls == 1 + out.perDepth.count else {
+            throw PipelineError("the microbatch loss made \(terms.calls) per-token loss calls for \(1 + out.perDepth.count) terms")
         }
-        return (loss, parts)
+        return (out.loss, (out.main, out.perDepth))
     }
 
     // MARK: Backward

@@ -21,53 +21,19 @@ import Losses
 import MTP
 import Tensors
 
-/// Rows of a batch that travel through the pipeline together.
-public struct Microbatch: Sendable {
-    /// Token ids, integer `[b, S]` (read by the first stage).
-    public let inputIds: Tensor
-    /// Next-token targets, integer `[b, S]` (read by the last stage).
-    public let labels: Tensor
-    /// Document index within each row, integer `[b, S]`; sent from stage to stage with the
-    /// activations and appended as the Int32 tail of the last stage's output.
-    public let seqIdx: Tensor
-    /// Position ids, integer `[b, S]`.
-    public let positions: Tensor
-
-    /// A microbatch from four `[b, S]` integer tensors.
-    ///
-    /// - Throws: ``PipelineError`` when a tensor is not integer or the shapes differ or are not rank 2.
-    public init(inputIds: Tensor, labels: Tensor, seqIdx: Tensor, positions: Tensor) throws {
-        for (name, t) in [("input ids", inputIds), ("labels", labels), ("seqIdx", seqIdx), ("positions", positions)] {
-            guard t.dtype.isInteger else { throw PipelineError("microbatch \(name) must be an integer tensor, got \(t.dtype)") }
-            guard t.rank == 2, t.shape == inputIds.shape else {
-                throw PipelineError("microbatch \(name) shape \(t.shape) must equal the input ids shape \(inputIds.shape), rank 2 [b, S]")
-            }
-        }
-        self.inputIds = inputIds
-        self.labels = labels
-        self.seqIdx = seqIdx
-        self.positions = positions
-    }
-
-    /// Rows b.
-    public var rows: Int { inputIds.shape[0] }
-}
-
 extension Batch {
-    /// The batch cut into `count` microbatches of `B / count` consecutive rows each.
+    /// The batch cut into `count` microbatches of `B / count` consecutive rows each (each
+    /// a ``Data/Batch`` with its own counts).
     ///
+    /// - Parameter count: M, the number of microbatches.
+    /// - Returns: the microbatches in row order.
     /// - Throws: ``PipelineError`` when `count < 1` or does not divide the batch's rows.
-    public func microbatches(_ count: Int) throws -> [Microbatch] {
-        let rows = inputIds.shape[0]
+    public func microbatches(_ count: Int) throws -> [Batch] {
         guard count >= 1, rows % count == 0 else {
             throw PipelineError("\(count) microbatches do not divide a batch of \(rows) rows evenly")
         }
         let b = rows / count
-        return try (0..<count).map { m in
-            let r = (m * b)..<((m + 1) * b)
-            return try Microbatch(inputIds: inputIds.sliced(axis: 0, r), labels: labels.sliced(axis: 0, r),
-                                  seqIdx: seqIdx.sliced(axis: 0, r), positions: positions.sliced(axis: 0, r))
-        }
+        return try (0..<count).map { m in try sliced(rows: (m * b)..<((m + 1) * b)) }
     }
 }
 
@@ -86,7 +52,8 @@ public struct TargetCounts: Equatable, Sendable {
     }
 
     /// The targets of `labels` packed as `seqIdx` for the main loss and `depths` MTP depths,
-    /// labelled exactly as ``MTP/calculateMTPLoss(_:perDepthHidden:perDepthLogits:perDepthTargets:labels:model:scalingFactor:numLabelTokens:ignoreIndex:cuSeqlens:seqIdx:lmWeight:)`` labels them.
+    /// labelled exactly as ``MTP/calculateMTPLoss(_:perDepthHidden:perDepthLogits:perDepthTargets:labels:model:scalingFactor:numLabelTokens:ignoreIndex:cuSeqlens:seqIdx:lmWeight:)``
+    /// labels them.
     ///
     /// - Parameters:
     ///   - ignoreIndex: the label that masks a depth's target (the loss config's).

@@ -23,7 +23,9 @@ public struct StageMessage: Sendable {
     public var kind: Kind
     /// The microbatch this message belongs to.
     public var microbatch: Int
-    /// The payload by name (see ``StageMessage/Name``).
+    /// The payload by name. The causal-LM stages send `hidden`, `positions`, `seq_idx` and
+    /// `mtp_embeddings.{k}` for each MTP depth k (activations), and the gradients of the
+    /// differentiable ones under the same names.
     public var tensors: [String: Tensor]
 
     /// A message; every tensor is detached from its autograd graph.

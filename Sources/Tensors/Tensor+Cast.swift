@@ -2,7 +2,9 @@
 
 extension Tensor {
     /// The values converted to `dtype` (bfloat16/float16 round to nearest even;
-    /// floats to integers truncate toward zero, NaN gives 0; anything to Bool is `!= 0`).
+    /// floats to integers truncate toward zero, NaN gives 0, and values beyond the
+    /// integer type's range, ±inf included, saturate to its minimum or maximum; anything
+    /// to Bool is `!= 0`). Tensor construction and ``Tensor/scalars(as:)`` use the same rule.
     ///
     /// Differentiable between floating types: the gradient passes through unchanged.
     public func cast(to dtype: DType) -> Tensor {

@@ -7,9 +7,10 @@ public protocol TensorScalar: Sendable {
     static var dtype: DType { get }
     /// The value as Float32 (integers convert, Bool is 0 or 1).
     var floatValue: Float { get }
-    /// The value as Int64 (floats truncate toward zero).
+    /// The value as Int64 (floats by the one rule of ``Tensor/cast(to:)``: truncation
+    /// toward zero, NaN gives 0, ±inf and out-of-range values saturate).
     var int64Value: Int64 { get }
-    /// Builds the scalar from a Float32 (integers truncate toward zero).
+    /// Builds the scalar from a Float32 (integers by the same rule as `int64Value`).
     init(floatValue: Float)
     /// Builds the scalar from an Int64.
     init(int64Value: Int64)
@@ -18,7 +19,7 @@ public protocol TensorScalar: Sendable {
 extension Float: TensorScalar {
     public static var dtype: DType { .float32 }
     public var floatValue: Float { self }
-    public var int64Value: Int64 { Int64(exactly: self.rounded(.towardZero)) ?? 0 }
+    public var int64Value: Int64 { Float.int64(self) }
     public init(floatValue: Float) { self = floatValue }
     public init(int64Value: Int64) { self = Float(int64Value) }
 }
@@ -27,7 +28,7 @@ extension Double: TensorScalar {
     /// Doubles are stored as Float32: there is no float64 dtype.
     public static var dtype: DType { .float32 }
     public var floatValue: Float { Float(self) }
-    public var int64Value: Int64 { Int64(exactly: self.rounded(.towardZero)) ?? 0 }
+    public var int64Value: Int64 { Double.int64(self) }
     public init(floatValue: Float) { self = Double(floatValue) }
     public init(int64Value: Int64) { self = Double(int64Value) }
 }
@@ -35,7 +36,7 @@ extension Double: TensorScalar {
 extension Float16: TensorScalar {
     public static var dtype: DType { .float16 }
     public var floatValue: Float { Float(self) }
-    public var int64Value: Int64 { Int64(exactly: Float(self).rounded(.towardZero)) ?? 0 }
+    public var int64Value: Int64 { Float.int64(Float(self)) }
     public init(floatValue: Float) { self = Float16(floatValue) }
     public init(int64Value: Int64) { self = Float16(Float(int64Value)) }
 }
@@ -44,7 +45,7 @@ extension Int32: TensorScalar {
     public static var dtype: DType { .int32 }
     public var floatValue: Float { Float(self) }
     public var int64Value: Int64 { Int64(self) }
-    public init(floatValue: Float) { self = Int32(truncatingIfNeeded: Float.int64(floatValue)) }
+    public init(floatValue: Float) { self = Float.int32(floatValue) }
     public init(int64Value: Int64) { self = Int32(truncatingIfNeeded: int64Value) }
 }
 
@@ -72,19 +73,29 @@ extension Bool: TensorScalar {
     public init(int64Value: Int64) { self = int64Value != 0 }
 }
 
+// The one float → integer rule, used by casts, tensor construction and read-back alike.
+// PyTorch truncates toward zero and leaves NaN, inf and out-of-range values undefined;
+// Swift's `Int64(_:)` traps on them. Here they are defined and never trap: truncation
+// toward zero, NaN → 0, values at or beyond the type's range (±inf included) → its
+// minimum or maximum.
+
 extension Float {
-    /// Float → Int64 conversion that never traps: NaN gives 0, out-of-range saturates.
+    /// Float → Int64: truncation toward zero; NaN gives 0; out-of-range (±inf included) saturates.
     @inlinable
     static func int64(_ x: Float) -> Int64 {
         if x.isNaN { return 0 }
-        if x >= 9.223372e18 { return .max }
-        if x <= -9.223372e18 { return .min }
+        if x >= 0x1p63 { return .max }
+        if x <= -0x1p63 { return .min }
         return Int64(x.rounded(.towardZero))
     }
+
+    /// Float → Int32 by the same rule: truncation toward zero; NaN gives 0; out-of-range saturates.
+    @inlinable
+    static func int32(_ x: Float) -> Int32 { Int32(clamping: int64(x)) }
 }
 
 extension Double {
-    /// Double → Int64 conversion that never traps: NaN gives 0, out-of-range saturates.
+    /// Double → Int64: truncation toward zero; NaN gives 0; out-of-range (±inf included) saturates.
     @inlinable
     static func int64(_ x: Double) -> Int64 {
         if x.isNaN { return 0 }
@@ -156,6 +167,17 @@ public struct Tensor: @unchecked Sendable {
             values.withUnsafeBytes { if let base = $0.baseAddress { raw.copyMemory(from: base, byteCount: $0.count) } }
         } else if dt.isFloatingPoint {
             for (i, v) in values.enumerated() { storeFloat(v.floatValue, raw, i, dt) }
+        } else if S.dtype.isFloatingPoint {
+            // Floats become integers by the rule of `cast(to:)` (saturating, Bool is `!= 0`),
+            // through Int64 so that a Double keeps its integer precision.
+            for (i, v) in values.enumerated() {
+                let n: Int64 = switch dt {
+                case .bool: v.floatValue != 0 ? 1 : 0
+                case .int32: Int64(Int32(clamping: v.int64Value))
+                default: v.int64Value
+                }
+                storeInt(n, raw, i, dt)
+            }
         } else {
             for (i, v) in values.enumerated() { storeInt(v.int64Value, raw, i, dt) }
         }
@@ -288,7 +310,7 @@ func storeFloat(_ v: Float, _ raw: UnsafeMutableRawPointer, _ i: Int, _ dt: DTyp
     case .float32: raw.storeBytes(of: v, toByteOffset: i * 4, as: Float.self)
     case .float16: raw.storeBytes(of: float16Bits(v), toByteOffset: i * 2, as: UInt16.self)
     case .bfloat16: raw.storeBytes(of: bfloat16Bits(v), toByteOffset: i * 2, as: UInt16.self)
-    case .int32: raw.storeBytes(of: Int32(truncatingIfNeeded: Float.int64(v)), toByteOffset: i * 4, as: Int32.self)
+    case .int32: raw.storeBytes(of: Float.int32(v), toByteOffset: i * 4, as: Int32.self)
     case .int64: raw.storeBytes(of: Float.int64(v), toByteOffset: i * 8, as: Int64.self)
     case .bool: raw.storeBytes(of: UInt8(v != 0 ? 1 : 0), toByteOffset: i, as: UInt8.self)
     }

@@ -67,8 +67,8 @@ public final class Trainer {
         return try trainStep { b in
             let out = try model(b.inputIds, positions: b.positions, seqIdx: b.seqIdx)
             let l = try loss(out, labels: b.labels)
-            try (accum == 1 ? l : l / Double(accum)).backward()
-            return (loss.lastComponents.main, loss.lastComponents.perDepth)
+            try (accum == 1 ? l.loss : l.loss / Double(accum)).backward()
+            return (l.main, l.perDepth)
         }
     }
 

@@ -20,6 +20,38 @@ final class LossErrorTests: XCTestCase {
         body("fused") { try fused(hiddenStates: self.hidden, labels: $0, lmWeight: self.weight, numLabelTokens: $1) }
     }
 
+    func testCallersCanSwitchOnTheKind() {
+        /// The kind of the LossError `body` throws, by case name.
+        func kind(_ body: () throws -> Tensor) -> String {
+            do { _ = try body() } catch let error as LossError {
+                switch error {
+                case .labelOutOfRange: return "labelOutOfRange"
+                case .shapeMismatch: return "shapeMismatch"
+                case .invalidDType: return "invalidDType"
+                case .missingTensor: return "missingTensor"
+                case .invalidArgument: return "invalidArgument"
+                }
+            } catch { return "other: \(error)" }
+            return "none"
+        }
+        let masked = MaskedCrossEntropy()
+        XCTAssertEqual(kind { try masked.loss(logits: self.logits, labels: labelTensor([0, 1, 2, 3, 7, 1], [2, 3]), numLabelTokens: nil) },
+                       "labelOutOfRange")
+        XCTAssertEqual(kind { try masked.loss(logits: self.logits, labels: labelTensor([0, 1, 2, 3, 4, 1], [6]), numLabelTokens: nil) },
+                       "shapeMismatch")
+        XCTAssertEqual(kind { try masked.loss(logits: self.logits, labels: Tensor.zeros([2, 3]), numLabelTokens: nil) },
+                       "invalidDType")
+        XCTAssertEqual(kind { try calculateLoss(FusedLinearCrossEntropy(), hiddenStates: self.hidden,
+                                                labels: labelTensor([0, 1, 2, 3, 4, 1], [2, 3])) },
+                       "missingTensor")
+        XCTAssertEqual(kind { try MaskedCrossEntropy(reduction: .mean).loss(logits: self.logits, labels: labelTensor([0, 1, 2, 3, 4, 1], [2, 3]),
+                                                                            numLabelTokens: 3) },
+                       "invalidArgument")
+        // The message is the description, unchanged by the kind.
+        let error = LossError.labelOutOfRange("label 7 at flat position 4 is outside [0, 5) and is not ignore_index -100")
+        XCTAssertEqual("\(error)", error.message)
+    }
+
     func testLabelOutOfRangeNamesValueAndFlatPosition() {
         eachLoss { name, run in
             assertLossError(["label 7", "flat position 4", "[0, 5)"]) {

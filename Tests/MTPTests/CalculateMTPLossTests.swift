@@ -49,46 +49,45 @@ final class CalculateMTPLossTests: XCTestCase {
 
     func testPackedTHDWithCuSeqlens() throws {
         let logits = depthLogits([8], depths: 2)
-        let out = try calculateMTPLoss(rows, perDepthLogits: logits, labels: int64Tensor(packedLabels, [8]),
-                                       cuSeqlens: int64Tensor([0, 4, 8], [3]), returnPerDepth: true)
+        let out = try calculateMTPLossPerDepth(rows, perDepthLogits: logits, labels: int64Tensor(packedLabels, [8]),
+                                               cuSeqlens: int64Tensor([0, 4, 8], [3]))
         assertDepthRows(out, logits: logits, expected: [packedDepth0, packedDepth1])
     }
 
     func testPackedTHDWithSeqIdxOfArbitraryValues() throws {
         let logits = depthLogits([8], depths: 2)
-        let out = try calculateMTPLoss(rows, perDepthLogits: logits, labels: int64Tensor(packedLabels, [8]),
-                                       seqIdx: int32Tensor([7, 7, 7, 7, -3, -3, -3, -3], [8]), returnPerDepth: true)
+        let out = try calculateMTPLossPerDepth(rows, perDepthLogits: logits, labels: int64Tensor(packedLabels, [8]),
+                                               seqIdx: int32Tensor([7, 7, 7, 7, -3, -3, -3, -3], [8]))
         assertDepthRows(out, logits: logits, expected: [packedDepth0, packedDepth1])
     }
 
     func testOneBySeqIdxIsSqueezedForTHDLabels() throws {
         let logits = depthLogits([8], depths: 2)
-        let out = try calculateMTPLoss(rows, perDepthLogits: logits, labels: int64Tensor(packedLabels, [8]),
-                                       seqIdx: int64Tensor([0, 0, 0, 0, 1, 1, 1, 1], [1, 8]), returnPerDepth: true)
+        let out = try calculateMTPLossPerDepth(rows, perDepthLogits: logits, labels: int64Tensor(packedLabels, [8]),
+                                               seqIdx: int64Tensor([0, 0, 0, 0, 1, 1, 1, 1], [1, 8]))
         assertDepthRows(out, logits: logits, expected: [packedDepth0, packedDepth1])
     }
 
     func testOneByCuSeqlensIsSqueezed() throws {
         let logits = depthLogits([8], depths: 2)
-        let out = try calculateMTPLoss(rows, perDepthLogits: logits, labels: int64Tensor(packedLabels, [8]),
-                                       cuSeqlens: int32Tensor([0, 4, 8], [1, 3]), returnPerDepth: true)
+        let out = try calculateMTPLossPerDepth(rows, perDepthLogits: logits, labels: int64Tensor(packedLabels, [8]),
+                                               cuSeqlens: int32Tensor([0, 4, 8], [1, 3]))
         assertDepthRows(out, logits: logits, expected: [packedDepth0, packedDepth1])
     }
 
     func testSeqIdxWinsOverCuSeqlens() throws {
         // seqIdx: one sequence of 8 tokens; cuSeqlens (ignored) would split it in two.
         let logits = depthLogits([8], depths: 2)
-        let out = try calculateMTPLoss(rows, perDepthLogits: logits, labels: int64Tensor(packedLabels, [8]),
-                                       cuSeqlens: int64Tensor([0, 4, 8], [3]), seqIdx: int64Tensor([Int64](repeating: 2, count: 8), [8]),
-                                       returnPerDepth: true)
+        let out = try calculateMTPLossPerDepth(rows, perDepthLogits: logits, labels: int64Tensor(packedLabels, [8]),
+                                               cuSeqlens: int64Tensor([0, 4, 8], [3]), seqIdx: int64Tensor([Int64](repeating: 2, count: 8), [8]))
         assertDepthRows(out, logits: logits, expected: [[2, 3, 4, 4, 3, 2, 1, X], [3, 4, 4, 3, 2, 1, X, X]])
     }
 
     func testCuSeqlensWithTailPadding() throws {
         // Sequences [0, 3) and [3, 6); 6, 7 are padding (index n = 2), a sequence of their own.
         let logits = depthLogits([8], depths: 1)
-        let out = try calculateMTPLoss(rows, perDepthLogits: logits, labels: int64Tensor([1, 2, 3, 4, 0, 1, 2, 3], [8]),
-                                       cuSeqlens: int64Tensor([0, 3, 6], [3]), returnPerDepth: true)
+        let out = try calculateMTPLossPerDepth(rows, perDepthLogits: logits, labels: int64Tensor([1, 2, 3, 4, 0, 1, 2, 3], [8]),
+                                               cuSeqlens: int64Tensor([0, 3, 6], [3]))
         assertDepthRows(out, logits: logits, expected: [[2, 3, X, 0, 1, X, 3, X]])
     }
 
@@ -98,7 +97,7 @@ final class CalculateMTPLossTests: XCTestCase {
 
     func testBSHDWithoutPackingMasksOnlyTheTail() throws {
         let logits = depthLogits([2, 8], depths: 2)
-        let out = try calculateMTPLoss(rows, perDepthLogits: logits, labels: int64Tensor(batchLabels, [2, 8]), returnPerDepth: true)
+        let out = try calculateMTPLossPerDepth(rows, perDepthLogits: logits, labels: int64Tensor(batchLabels, [2, 8]))
         assertDepthRows(out, logits: logits, expected: [
             [2, 3, 4, 4, 3, 2, 1, X,
              1, 2, 3, 4, 0, 1, 2, X],
@@ -112,8 +111,8 @@ final class CalculateMTPLossTests: XCTestCase {
         let logits = depthLogits([2, 8], depths: 2)
         let seq = int64Tensor([0, 0, 0, 0, 1, 1, 1, 1,
                                3, 3, 3, 3, 3, 3, 8, 8], [2, 8])
-        let out = try calculateMTPLoss(rows, perDepthLogits: logits, labels: int64Tensor(batchLabels, [2, 8]),
-                                       seqIdx: seq, returnPerDepth: true)
+        let out = try calculateMTPLossPerDepth(rows, perDepthLogits: logits, labels: int64Tensor(batchLabels, [2, 8]),
+                                               seqIdx: seq)
         assertDepthRows(out, logits: logits, expected: [
             [2, 3, 4, X, 3, 2, 1, X,
              1, 2, 3, 4, 0, X, 2, X],
@@ -132,30 +131,29 @@ final class CalculateMTPLossTests: XCTestCase {
 
     func testOneDimensionalSeqIdxIsBroadcastOverTheBatch() throws {
         let logits = depthLogits([2, 8], depths: 2)
-        let out = try calculateMTPLoss(rows, perDepthLogits: logits, labels: int64Tensor(batchLabels, [2, 8]),
-                                       seqIdx: int64Tensor([0, 0, 0, 0, 1, 1, 1, 1], [8]), returnPerDepth: true)
+        let out = try calculateMTPLossPerDepth(rows, perDepthLogits: logits, labels: int64Tensor(batchLabels, [2, 8]),
+                                               seqIdx: int64Tensor([0, 0, 0, 0, 1, 1, 1, 1], [8]))
         assertDepthRows(out, logits: logits, expected: broadcastExpected)
     }
 
     func testCuSeqlensWithBSHDLabelsIsBroadcastOverTheBatch() throws {
         let logits = depthLogits([2, 8], depths: 2)
-        let out = try calculateMTPLoss(rows, perDepthLogits: logits, labels: int64Tensor(batchLabels, [2, 8]),
-                                       cuSeqlens: int64Tensor([0, 4, 8], [3]), returnPerDepth: true)
+        let out = try calculateMTPLossPerDepth(rows, perDepthLogits: logits, labels: int64Tensor(batchLabels, [2, 8]),
+                                               cuSeqlens: int64Tensor([0, 4, 8], [3]))
         assertDepthRows(out, logits: logits, expected: broadcastExpected)
     }
 
     func testIgnoredLabelsStayIgnoredAfterRolling() throws {
         let logits = depthLogits([6], depths: 2)
-        let out = try calculateMTPLoss(rows, perDepthLogits: logits, labels: int64Tensor([1, X, 3, 4, X, 2], [6]),
-                                       returnPerDepth: true)
+        let out = try calculateMTPLossPerDepth(rows, perDepthLogits: logits, labels: int64Tensor([1, X, 3, 4, X, 2], [6]))
         assertDepthRows(out, logits: logits, expected: [[X, 3, 4, X, 2, X], [3, 4, X, 2, X, X]])
     }
 
     func testCustomIgnoreIndex() throws {
         let ignoring = MaskedCrossEntropy(ignoreIndex: -1, reduction: .none)
         let logits = depthLogits([5], depths: 1)
-        let out = try calculateMTPLoss(ignoring, perDepthLogits: logits, labels: int64Tensor([1, 2, -1, 3, 4], [5]),
-                                       ignoreIndex: -1, returnPerDepth: true)
+        let out = try calculateMTPLossPerDepth(ignoring, perDepthLogits: logits, labels: int64Tensor([1, 2, -1, 3, 4], [5]),
+                                               ignoreIndex: -1)
         let got = out.perDepthLosses[0].floats
         assertClose(got, referenceRows(logits[0].floats, vocab: V, labels: [2, -1, 3, 4, -1], ignoreIndex: -1))
         XCTAssertEqual(got[4], 0, "the tail is filled with the caller's ignore index")
@@ -163,11 +161,11 @@ final class CalculateMTPLossTests: XCTestCase {
 
     func testDepthsBeyondTheSequenceLengthAreFullyMasked() throws {
         let logits = depthLogits([3], depths: 4)
-        let out = try calculateMTPLoss(rows, perDepthLogits: logits, labels: int64Tensor([1, 2, 3], [3]), returnPerDepth: true)
+        let out = try calculateMTPLossPerDepth(rows, perDepthLogits: logits, labels: int64Tensor([1, 2, 3], [3]))
         assertDepthRows(out, logits: logits, expected: [[2, 3, X], [3, X, X], [X, X, X], [X, X, X]])
         // With mean, a depth with no valid row contributes 0, not NaN.
-        let mean = try calculateMTPLoss(MaskedCrossEntropy(reduction: .mean), perDepthLogits: logits,
-                                        labels: int64Tensor([1, 2, 3], [3]), returnPerDepth: true)
+        let mean = try calculateMTPLossPerDepth(MaskedCrossEntropy(reduction: .mean), perDepthLogits: logits,
+                                                labels: int64Tensor([1, 2, 3], [3]))
         XCTAssertEqual(mean.perDepthLosses[2].floats, [0])
         XCTAssert(mean.loss.floats[0].isFinite)
     }
@@ -177,8 +175,8 @@ final class CalculateMTPLossTests: XCTestCase {
     func testTHDSqueezesLeadingOneOfPerDepthOutputs() throws {
         let logits = depthLogits([8], depths: 2)
         let unsqueezed = try logits.map { try $0.unsqueezed(axis: 0) }
-        let out = try calculateMTPLoss(rows, perDepthLogits: unsqueezed, labels: int64Tensor(packedLabels, [8]),
-                                       cuSeqlens: int64Tensor([0, 4, 8], [3]), returnPerDepth: true)
+        let out = try calculateMTPLossPerDepth(rows, perDepthLogits: unsqueezed, labels: int64Tensor(packedLabels, [8]),
+                                               cuSeqlens: int64Tensor([0, 4, 8], [3]))
         assertDepthRows(out, logits: logits, expected: [packedDepth0, packedDepth1])
 
         // Hidden path, [1, T, H], both with a logits loss and the fused loss.
@@ -189,9 +187,8 @@ final class CalculateMTPLossTests: XCTestCase {
                 .reduce(0, +)
         }
         for lossFn in [MaskedCrossEntropy() as any TokenLoss, FusedLinearCrossEntropy()] {
-            let hidden = try calculateMTPLoss(lossFn, perDepthHidden: h, labels: int64Tensor(packedLabels, [8]),
-                                              model: LossModel(lmHeadWeight: w), cuSeqlens: int64Tensor([0, 4, 8], [3]),
-                                              returnPerDepth: true)
+            let hidden = try calculateMTPLossPerDepth(lossFn, perDepthHidden: h, labels: int64Tensor(packedLabels, [8]),
+                                                      model: LossModel(lmHeadWeight: w), cuSeqlens: int64Tensor([0, 4, 8], [3]))
             assertClose(hidden.perDepthLosses.map { $0.floats[0] }, want, "\(type(of: lossFn))")
         }
     }
@@ -199,7 +196,7 @@ final class CalculateMTPLossTests: XCTestCase {
     func testBSHDOutputsOfShapeOneAreNotSqueezed() throws {
         // B = 1 with 2-D labels: [1, S, V] matches labels [1, S] as it is.
         let logits = depthLogits([1, 4], depths: 1)
-        let out = try calculateMTPLoss(rows, perDepthLogits: logits, labels: int64Tensor([1, 2, 3, 4], [1, 4]), returnPerDepth: true)
+        let out = try calculateMTPLossPerDepth(rows, perDepthLogits: logits, labels: int64Tensor([1, 2, 3, 4], [1, 4]))
         XCTAssertEqual(out.perDepthLosses[0].shape, [4])
         assertDepthRows(out, logits: logits, expected: [[2, 3, 4, X]])
     }
@@ -210,13 +207,13 @@ final class CalculateMTPLossTests: XCTestCase {
         // Not rolls of the labels, and the last positions are NOT masked.
         let targets: [[Int64]] = [[0, 1, 2, 3, 4, 0, 1, 2], [4, X, 4, 0, 4, 1, 4, 2]]
         let logits = depthLogits([8], depths: 2)
-        let out = try calculateMTPLoss(rows, perDepthLogits: logits, perDepthTargets: targets.map { int64Tensor($0, [8]) },
-                                       labels: int64Tensor(packedLabels, [8]), returnPerDepth: true)
+        let out = try calculateMTPLossPerDepth(rows, perDepthLogits: logits, perDepthTargets: targets.map { int64Tensor($0, [8]) },
+                                               labels: int64Tensor(packedLabels, [8]))
         assertDepthRows(out, logits: logits, expected: targets)
         // Int32 targets work too.
-        let out32 = try calculateMTPLoss(rows, perDepthLogits: logits,
-                                         perDepthTargets: targets.map { int32Tensor($0.map { Int32($0) }, [8]) },
-                                         labels: int64Tensor(packedLabels, [8]), returnPerDepth: true)
+        let out32 = try calculateMTPLossPerDepth(rows, perDepthLogits: logits,
+                                                 perDepthTargets: targets.map { int32Tensor($0.map { Int32($0) }, [8]) },
+                                                 labels: int64Tensor(packedLabels, [8]))
         assertDepthRows(out32, logits: logits, expected: targets)
     }
 
@@ -225,9 +222,8 @@ final class CalculateMTPLossTests: XCTestCase {
     func testHiddenPathWithALogitsLossAppliesTheModelHead() throws {
         let w = Tensor.uniform([V, H], low: -1, high: 1, seed: 4)
         let h = (0..<2).map { Tensor.uniform([8, H], low: -1, high: 1, seed: 30 + UInt64($0)) }
-        let out = try calculateMTPLoss(rows, perDepthHidden: h, labels: int64Tensor(packedLabels, [8]),
-                                       model: LossModel(lmHeadWeight: w), cuSeqlens: int64Tensor([0, 4, 8], [3]),
-                                       returnPerDepth: true)
+        let out = try calculateMTPLossPerDepth(rows, perDepthHidden: h, labels: int64Tensor(packedLabels, [8]),
+                                               model: LossModel(lmHeadWeight: w), cuSeqlens: int64Tensor([0, 4, 8], [3]))
         let logits = h.map { floatTensor(referenceLogits($0.floats, w.floats, hidden: H), [8, V]) }
         assertDepthRows(out, logits: logits, expected: [packedDepth0, packedDepth1])
     }
@@ -236,9 +232,9 @@ final class CalculateMTPLossTests: XCTestCase {
         let w = Tensor.uniform([V, H], low: -1, high: 1, seed: 5).requiringGrad()
         let other = Tensor.uniform([V, H], low: -1, high: 1, seed: 6).requiringGrad()
         let h = [Tensor.uniform([8, H], low: -1, high: 1, seed: 40)]
-        let out = try calculateMTPLoss(FusedLinearCrossEntropy(), perDepthHidden: h, labels: int64Tensor(packedLabels, [8]),
-                                       model: LossModel(lmHeadWeight: other), scalingFactor: 1,
-                                       cuSeqlens: int64Tensor([0, 4, 8], [3]), lmWeight: w, returnPerDepth: true)
+        let out = try calculateMTPLossPerDepth(FusedLinearCrossEntropy(), perDepthHidden: h, labels: int64Tensor(packedLabels, [8]),
+                                               model: LossModel(lmHeadWeight: other), scalingFactor: 1,
+                                               cuSeqlens: int64Tensor([0, 4, 8], [3]), lmWeight: w)
         let want = referenceRows(referenceLogits(h[0].floats, w.floats, hidden: H), vocab: V, labels: packedDepth0).reduce(0, +)
         assertClose(out.loss.floats, [want])
         try out.loss.backward()
@@ -252,8 +248,8 @@ final class CalculateMTPLossTests: XCTestCase {
         let d0 = referenceRows(logits[0].floats, vocab: V, labels: packedDepth0).reduce(0, +)
         let d1 = referenceRows(logits[1].floats, vocab: V, labels: packedDepth1).reduce(0, +)
 
-        let out = try calculateMTPLoss(MaskedCrossEntropy(), perDepthLogits: logits, labels: labels, scalingFactor: 0.3,
-                                       cuSeqlens: cu, returnPerDepth: true)
+        let out = try calculateMTPLossPerDepth(MaskedCrossEntropy(), perDepthLogits: logits, labels: labels, scalingFactor: 0.3,
+                                               cuSeqlens: cu)
         XCTAssertEqual(out.loss.shape, [])
         assertClose(out.perDepthLosses.map { $0.floats[0] }, [d0, d1], "unscaled per-depth losses")
         assertClose(out.loss.floats, [(d0 + d1) * Double(Float(0.3)) / 2])
@@ -265,8 +261,7 @@ final class CalculateMTPLossTests: XCTestCase {
         XCTAssertEqual(zero.floats, [0])
 
         // Reduction none: the scaled loss is Σ_k rows_k · sf / D, row by row.
-        let none = try calculateMTPLoss(rows, perDepthLogits: logits, labels: labels, scalingFactor: 0.5, cuSeqlens: cu,
-                                        returnPerDepth: true)
+        let none = try calculateMTPLossPerDepth(rows, perDepthLogits: logits, labels: labels, scalingFactor: 0.5, cuSeqlens: cu)
         let r0 = referenceRows(logits[0].floats, vocab: V, labels: packedDepth0)
         let r1 = referenceRows(logits[1].floats, vocab: V, labels: packedDepth1)
         assertClose(none.loss.floats, zip(r0, r1).map { ($0 + $1) * 0.5 / 2 })
@@ -278,8 +273,8 @@ final class CalculateMTPLossTests: XCTestCase {
         let labels = int64Tensor(packedLabels, [8]), cu = int64Tensor([0, 4, 8], [3])
         let d0 = referenceRows(logits[0].floats, vocab: V, labels: packedDepth0).reduce(0, +)
         let d1 = referenceRows(logits[1].floats, vocab: V, labels: packedDepth1).reduce(0, +)
-        let out = try calculateMTPLoss(MaskedCrossEntropy(), perDepthLogits: logits, labels: labels, scalingFactor: 1,
-                                       numLabelTokens: 5, cuSeqlens: cu, returnPerDepth: true)
+        let out = try calculateMTPLossPerDepth(MaskedCrossEntropy(), perDepthLogits: logits, labels: labels, scalingFactor: 1,
+                                               numLabelTokens: 5, cuSeqlens: cu)
         assertClose(out.perDepthLosses.map { $0.floats[0] }, [d0 / 5, d1 / 5])
         assertClose(out.loss.floats, [(d0 + d1) / 5 / 2])
 
@@ -292,10 +287,10 @@ final class CalculateMTPLossTests: XCTestCase {
     func testInt32AndInt64LabelsGiveTheSameLoss() throws {
         let logits = depthLogits([2, 8], depths: 2)
         let seq = int64Tensor([0, 0, 0, 0, 1, 1, 1, 1], [8])
-        let l64 = try calculateMTPLoss(rows, perDepthLogits: logits, labels: int64Tensor(batchLabels, [2, 8]),
-                                       seqIdx: seq, returnPerDepth: true)
-        let l32 = try calculateMTPLoss(rows, perDepthLogits: logits, labels: int32Tensor(batchLabels.map { Int32($0) }, [2, 8]),
-                                       seqIdx: seq.cast(to: .int32), returnPerDepth: true)
+        let l64 = try calculateMTPLossPerDepth(rows, perDepthLogits: logits, labels: int64Tensor(batchLabels, [2, 8]),
+                                               seqIdx: seq)
+        let l32 = try calculateMTPLossPerDepth(rows, perDepthLogits: logits, labels: int32Tensor(batchLabels.map { Int32($0) }, [2, 8]),
+                                               seqIdx: seq.cast(to: .int32))
         assertDepthRows(l64, logits: logits, expected: broadcastExpected)
         assertDepthRows(l32, logits: logits, expected: broadcastExpected)
         XCTAssertEqual(l32.loss.floats, l64.loss.floats)
@@ -303,8 +298,8 @@ final class CalculateMTPLossTests: XCTestCase {
 
     func testPerDepthLossesKeepTheirGraph() throws {
         let logits = depthLogits([8], depths: 2).map { $0.requiringGrad() }
-        let out = try calculateMTPLoss(MaskedCrossEntropy(), perDepthLogits: logits, labels: int64Tensor(packedLabels, [8]),
-                                       cuSeqlens: int64Tensor([0, 4, 8], [3]), returnPerDepth: true)
+        let out = try calculateMTPLossPerDepth(MaskedCrossEntropy(), perDepthLogits: logits, labels: int64Tensor(packedLabels, [8]),
+                                               cuSeqlens: int64Tensor([0, 4, 8], [3]))
         XCTAssert(out.loss.requiresGrad)
         XCTAssert(out.perDepthLosses.allSatisfy(\.requiresGrad))
         try out.perDepthLosses[1].backward()
@@ -431,7 +426,7 @@ final class CalculateMTPLossTests: XCTestCase {
                 let model = LossModel(lmHeadWeight: w, mtpConfig: MTPConfig(numLayers: 2, layerPattern: "*", lossScalingFactor: sf))
                 let pipeline = PipelineCausalLMLoss(lossFn: lossFn, model: model)
                 let first = lossFn is any FusedLinearLoss ? hMain : try Tensor.matmul(hMain, w, transposeB: true)
-                let loss = try pipeline(.tuple(first: first, rest: hDepth), labels: int64Tensor(headLabels, [2, 4]))
+                let loss = try pipeline(.tuple(first: first, rest: hDepth), labels: int64Tensor(headLabels, [2, 4])).loss
                 try loss.backward(Tensor(scalar: upstream))
                 assertClose(try XCTUnwrap(w.grad).floats, expected.map { $0 * Double(upstream) }, rtol: 1e-5, atol: 1e-6,
                             "\(name): pipeline W.grad, upstream \(upstream)")
@@ -439,14 +434,14 @@ final class CalculateMTPLossTests: XCTestCase {
 
             // calculateMTPLoss alone: W.grad = sf/D · Σ_k G_k; and one depth's loss alone gives G_0.
             let w = w0.requiringGrad()
-            let out = try calculateMTPLoss(lossFn, perDepthHidden: hDepth, labels: int64Tensor(headLabels, [2, 4]),
-                                           model: LossModel(lmHeadWeight: w), scalingFactor: sf, returnPerDepth: true)
+            let out = try calculateMTPLossPerDepth(lossFn, perDepthHidden: hDepth, labels: int64Tensor(headLabels, [2, 4]),
+                                                   model: LossModel(lmHeadWeight: w), scalingFactor: sf)
             try out.loss.backward()
             assertClose(try XCTUnwrap(w.grad).floats, (0..<(V * H)).map { coefficient * (Double(g0[$0]) + Double(g1[$0])) },
                         rtol: 1e-5, atol: 1e-6, "\(name): calculateMTPLoss W.grad")
             let wOne = w0.requiringGrad()
-            let outOne = try calculateMTPLoss(lossFn, perDepthHidden: hDepth, labels: int64Tensor(headLabels, [2, 4]),
-                                              model: LossModel(lmHeadWeight: wOne), scalingFactor: sf, returnPerDepth: true)
+            let outOne = try calculateMTPLossPerDepth(lossFn, perDepthHidden: hDepth, labels: int64Tensor(headLabels, [2, 4]),
+                                                      model: LossModel(lmHeadWeight: wOne), scalingFactor: sf)
             try outOne.perDepthLosses[0].backward()
             assertClose(try XCTUnwrap(wOne.grad).floats, g0.map { Double($0) }, rtol: 1e-5, atol: 1e-6,
                         "\(name): depth 0 alone")

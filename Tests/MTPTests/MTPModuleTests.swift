@@ -65,9 +65,23 @@ final class MTPModuleTests: XCTestCase {
         }
         XCTAssertFalse(names.contains("layers.1.enorm.weight"))
         XCTAssertFalse(names.contains("layers.0.final_layernorm.weight"))
+        // The full order: depth by depth, the fusion first, the final norm last.
+        let block = { (i: Int) in
+            ["input_layernorm", "self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj", "self_attn.o_proj",
+             "post_attention_layernorm", "mlp.gate_proj", "mlp.up_proj", "mlp.down_proj"].map { "layers.\(i).\($0).weight" }
+        }
+        let depth = { (first: Int) in
+            ["layers.\(first).enorm.weight", "layers.\(first).hnorm.weight", "layers.\(first).eh_proj.weight"]
+                + block(first) + block(first + 1) + ["layers.\(first + 1).final_layernorm.weight"]
+        }
+        XCTAssertEqual(module.namedParameters().map(\.name), depth(0) + depth(2))
+        XCTAssertEqual(module.depths[1].namedParameters(prefix: "x").map(\.name).first, "x.0.enorm.weight",
+                       "a depth alone numbers its sublayers from 0")
         let repeated = try MTPModule(config: MTPConfig(numLayers: 3, layerPattern: "*", useRepeatedLayer: true), hiddenSize: 8,
                                      heads: 2, intermediateSize: 16, generator: &g)
         XCTAssertEqual(repeated.depths.count, 1)
+        XCTAssertEqual(repeated.namedParameters().map(\.name).last, "layers.0.final_layernorm.weight",
+                       "one physical depth: one set of names")
         XCTAssertThrowsError(try MTPModule(config: MTPConfig(numLayers: 0, layerPattern: "*"), hiddenSize: 8, heads: 2,
                                            intermediateSize: 16, generator: &g))
     }

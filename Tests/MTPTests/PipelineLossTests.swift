@@ -99,7 +99,7 @@ final class PipelineLossTests: XCTestCase {
         // An Int64 [B, S] or an Int32 [S] last element becomes one more per-depth hidden state.
         for notTail in [tail.cast(to: .int64), int32Tensor([0, 0, 1, 1], [4])] {
             let loss = PipelineCausalLMLoss(lossFn: MaskedCrossEntropy(), model: model(scale: 0.1, logits: false))
-            assertThrows(try loss(.tuple(first: mainLogits, rest: mtpHidden + [notTail]), labels: labels), containing: "shape")
+            assertThrows(try loss(.tuple(first: mainLogits, rest: mtpHidden + [notTail]), labels: labels).loss, containing: "shape")
         }
     }
 
@@ -107,59 +107,71 @@ final class PipelineLossTests: XCTestCase {
 
     func testTupleWithPerDepthLogitsAndSeqIdxTail() throws {
         let loss = PipelineCausalLMLoss(lossFn: MaskedCrossEntropy(), model: model(scale: 0.2))
-        let value = try loss(.tuple(first: mainLogits, rest: mtpLogits + [tail]), labels: labels)
+        let value = try loss(.tuple(first: mainLogits, rest: mtpLogits + [tail]), labels: labels).loss
         assertClose(value.floats, [mainLoss + Double(Float(0.2)) / 2 * depthSum(tailDepths)])
         // Without the tail: no packing.
-        let plain = try loss(.tuple(first: mainLogits, rest: mtpLogits), labels: labels)
+        let plain = try loss(.tuple(first: mainLogits, rest: mtpLogits), labels: labels).loss
         assertClose(plain.floats, [mainLoss + Double(Float(0.2)) / 2 * depthSum(plainDepths)])
+    }
+
+    func testTheOutputCarriesTheMainAndUnscaledDepthValues() throws {
+        let loss = PipelineCausalLMLoss(lossFn: MaskedCrossEntropy(), model: model(scale: 0.2))
+        let out = try loss(.tuple(first: mainLogits, rest: mtpLogits + [tail]), labels: labels)
+        assertClose([out.main], [mainLoss])
+        assertClose(out.perDepth, zip(mtpLogits, tailDepths).map { ce($0, $1) })
+        // Evaluation adds no MTP term, so there are no depth values.
+        let evaluation = PipelineCausalLMLoss(lossFn: MaskedCrossEntropy(), model: model(scale: 0.2, training: false))
+        let evaluated = try evaluation(.tuple(first: mainLogits, rest: mtpLogits + [tail]), labels: labels)
+        assertClose([evaluated.main], [mainLoss])
+        XCTAssertEqual(evaluated.perDepth, [])
     }
 
     func testTupleWithPerDepthHiddenStatesUsesTheModelHead() throws {
         let loss = PipelineCausalLMLoss(lossFn: MaskedCrossEntropy(), model: model(scale: 0.2, logits: false))
-        let value = try loss(.tuple(first: mainLogits, rest: mtpHidden + [tail]), labels: labels)
+        let value = try loss(.tuple(first: mainLogits, rest: mtpHidden + [tail]), labels: labels).loss
         let mtp = ce(hidden: mtpHidden[0], tailDepths[0]) + ce(hidden: mtpHidden[1], tailDepths[1])
         assertClose(value.floats, [mainLoss + Double(Float(0.2)) / 2 * mtp])
     }
 
     func testTupleWithoutMTPOutputsIsTheMainLoss() throws {
         let loss = PipelineCausalLMLoss(lossFn: MaskedCrossEntropy(), model: model(scale: 0.2))
-        assertClose(try loss(.tuple(first: mainLogits, rest: []), labels: labels).floats, [mainLoss])
-        assertClose(try loss(.tuple(first: mainLogits, rest: [tail]), labels: labels).floats, [mainLoss], "tail only")
+        assertClose(try loss(.tuple(first: mainLogits, rest: []), labels: labels).loss.floats, [mainLoss])
+        assertClose(try loss(.tuple(first: mainLogits, rest: [tail]), labels: labels).loss.floats, [mainLoss], "tail only")
     }
 
     func testRecordForm() throws {
         let loss = PipelineCausalLMLoss(lossFn: MaskedCrossEntropy(), model: model())
-        let withLogits = try loss(.record(CausalLMOutput(logits: mainLogits, perDepthLogits: mtpLogits)), labels: labels)
+        let withLogits = try loss(.record(CausalLMOutput(logits: mainLogits, perDepthLogits: mtpLogits)), labels: labels).loss
         assertClose(withLogits.floats, [mainLoss + Double(Float(0.1)) / 2 * depthSum(plainDepths)])
 
         // The record's per-depth hidden states go through the head whatever mtpOutputsAreLogits says.
-        let withHidden = try loss(.record(CausalLMOutput(logits: mainLogits, perDepthHidden: mtpHidden)), labels: labels)
+        let withHidden = try loss(.record(CausalLMOutput(logits: mainLogits, perDepthHidden: mtpHidden)), labels: labels).loss
         let mtp = ce(hidden: mtpHidden[0], plainDepths[0]) + ce(hidden: mtpHidden[1], plainDepths[1])
         assertClose(withHidden.floats, [mainLoss + Double(Float(0.1)) / 2 * mtp])
 
-        let mainOnly = try loss(.record(CausalLMOutput(logits: mainLogits, hiddenStates: mainHidden)), labels: labels)
+        let mainOnly = try loss(.record(CausalLMOutput(logits: mainLogits, hiddenStates: mainHidden)), labels: labels).loss
         assertClose(mainOnly.floats, [mainLoss])
 
-        assertThrows(try loss(.record(CausalLMOutput(hiddenStates: mainHidden)), labels: labels), containing: "logits")
+        assertThrows(try loss(.record(CausalLMOutput(hiddenStates: mainHidden)), labels: labels).loss, containing: "logits")
         assertThrows(try loss(.record(CausalLMOutput(logits: mainLogits, perDepthHidden: mtpHidden, perDepthLogits: mtpLogits)),
-                              labels: labels), containing: "exactly one")
+                              labels: labels).loss, containing: "exactly one")
     }
 
     func testRecordFormWithTheFusedLossReadsHiddenStates() throws {
         let loss = PipelineCausalLMLoss(lossFn: FusedLinearCrossEntropy(), model: model(logits: false))
         let value = try loss(.record(CausalLMOutput(logits: mainLogits, hiddenStates: mainHidden, perDepthHidden: mtpHidden)),
-                             labels: labels)
+                             labels: labels).loss
         let mtp = ce(hidden: mtpHidden[0], plainDepths[0]) + ce(hidden: mtpHidden[1], plainDepths[1])
         assertClose(value.floats, [ce(hidden: mainHidden, labelValues) + Double(Float(0.1)) / 2 * mtp])
-        assertThrows(try loss(.record(CausalLMOutput(logits: mainLogits, perDepthHidden: mtpHidden)), labels: labels),
+        assertThrows(try loss(.record(CausalLMOutput(logits: mainLogits, perDepthHidden: mtpHidden)), labels: labels).loss,
                      containing: "hidden_states")
     }
 
     func testBareTensorIsLogitsOrHiddenStatesWithoutMTP() throws {
         let logitsLoss = PipelineCausalLMLoss(lossFn: MaskedCrossEntropy(), model: model(scale: 0.2))
-        assertClose(try logitsLoss(.tensor(mainLogits), labels: labels).floats, [mainLoss])
+        assertClose(try logitsLoss(.tensor(mainLogits), labels: labels).loss.floats, [mainLoss])
         let fusedLoss = PipelineCausalLMLoss(lossFn: FusedLinearCrossEntropy(), model: model(scale: 0.2, logits: false))
-        assertClose(try fusedLoss(.tensor(mainHidden), labels: labels).floats, [ce(hidden: mainHidden, labelValues)])
+        assertClose(try fusedLoss(.tensor(mainHidden), labels: labels).loss.floats, [ce(hidden: mainHidden, labelValues)])
     }
 
     func testFusedLossWithMTPUnderPipelineParallelism() throws {
@@ -168,7 +180,7 @@ final class PipelineLossTests: XCTestCase {
         let h = mtpHidden.map { $0.requiringGrad() }
         let m = LossModel(lmHeadWeight: w, mtpConfig: MTPConfig(numLayers: 2, layerPattern: "*", lossScalingFactor: 0.3))
         let loss = PipelineCausalLMLoss(lossFn: FusedLinearCrossEntropy(), model: m)
-        let value = try loss(.tuple(first: mainHidden, rest: h + [tail]), labels: labels)
+        let value = try loss(.tuple(first: mainHidden, rest: h + [tail]), labels: labels).loss
         let mtp = ce(hidden: mtpHidden[0], tailDepths[0]) + ce(hidden: mtpHidden[1], tailDepths[1])
         assertClose(value.floats, [ce(hidden: mainHidden, labelValues) + Double(Float(0.3)) / 2 * mtp])
         try value.backward()
@@ -193,25 +205,25 @@ final class PipelineLossTests: XCTestCase {
         var separate = [Double](repeating: 0, count: V * H)
         for output in outputs {
             let w = weight.requiringGrad()
-            try loss(w)(output, labels: labels).backward()
+            try loss(w)(output, labels: labels).loss.backward()
             for (i, g) in try XCTUnwrap(w.grad).floats.enumerated() { separate[i] += Double(g) }
         }
 
         let wSum = weight.requiringGrad()
         let pipeline = loss(wSum)
-        try (try pipeline(outputs[0], labels: labels) + pipeline(outputs[1], labels: labels)).backward()
+        try (try pipeline(outputs[0], labels: labels).loss + pipeline(outputs[1], labels: labels).loss).backward()
         assertClose(try XCTUnwrap(wSum.grad).floats, separate, rtol: 1e-5, atol: 1e-6, "backward of the sum")
 
         let wEach = weight.requiringGrad()
         let each = loss(wEach)
-        for output in outputs { try each(output, labels: labels).backward() }
+        for output in outputs { try each(output, labels: labels).loss.backward() }
         assertClose(try XCTUnwrap(wEach.grad).floats, separate, rtol: 1e-5, atol: 1e-6, "one backward per microbatch")
     }
 
     func testFusedLossWithoutAHeadThrows() {
         let loss = PipelineCausalLMLoss(lossFn: FusedLinearCrossEntropy(), model: LossModel())
-        assertThrows(try loss(.tuple(first: mainHidden, rest: mtpHidden), labels: labels), containing: "lm_head module not found in model")
-        assertThrows(try loss(.tensor(mainHidden), labels: labels), containing: "lm_head module not found in model")
+        assertThrows(try loss(.tuple(first: mainHidden, rest: mtpHidden), labels: labels).loss, containing: "lm_head module not found in model")
+        assertThrows(try loss(.tensor(mainHidden), labels: labels).loss, containing: "lm_head module not found in model")
     }
 
     // MARK: Training gate
@@ -220,14 +232,14 @@ final class PipelineLossTests: XCTestCase {
         let depthLogits = mtpLogits.map { $0.requiringGrad() }
         let main = mainLogits.requiringGrad()
         let loss = PipelineCausalLMLoss(lossFn: MaskedCrossEntropy(), model: model(scale: 0.2, training: false))
-        let value = try loss(.tuple(first: main, rest: depthLogits + [tail]), labels: labels)
+        let value = try loss(.tuple(first: main, rest: depthLogits + [tail]), labels: labels).loss
         assertClose(value.floats, [mainLoss])
         try value.backward()
         XCTAssertNotNil(main.grad)
         XCTAssert(depthLogits.allSatisfy { $0.grad == nil }, "MTP outputs take no part in evaluation")
 
         let record = try loss(.record(CausalLMOutput(logits: mainLogits, perDepthLogits: mtpLogits, mtpLossScalingFactor: 0.5)),
-                              labels: labels)
+                              labels: labels).loss
         assertClose(record.floats, [mainLoss])
     }
 
@@ -235,7 +247,7 @@ final class PipelineLossTests: XCTestCase {
 
     /// The factor the pipeline applied: (loss − main) · D / Σ_k CE_k.
     private func appliedFactor(_ loss: PipelineCausalLMLoss, _ output: PipelineOutput) throws -> Double {
-        (Double(try loss(output, labels: labels).floats[0]) - mainLoss) * 2 / depthSum(plainDepths)
+        (Double(try loss(output, labels: labels).loss.floats[0]) - mainLoss) * 2 / depthSum(plainDepths)
     }
 
     func testScalingFactorPrecedence() throws {
@@ -268,10 +280,10 @@ final class PipelineLossTests: XCTestCase {
         let loss = PipelineCausalLMLoss(lossFn: MaskedCrossEntropy(), model: model(scale: 0.2))
         XCTAssertNil(loss.cuSeqlens)
         loss.cuSeqlens = int64Tensor([0, 2, 4], [3])
-        let fallback = try loss(.tuple(first: mainLogits, rest: mtpLogits), labels: labels)
+        let fallback = try loss(.tuple(first: mainLogits, rest: mtpLogits), labels: labels).loss
         assertClose(fallback.floats, [mainLoss + Double(Float(0.2)) / 2 * depthSum(cuDepths)])
         // A tail wins over the legacy cuSeqlens.
-        let withTail = try loss(.tuple(first: mainLogits, rest: mtpLogits + [tail]), labels: labels)
+        let withTail = try loss(.tuple(first: mainLogits, rest: mtpLogits + [tail]), labels: labels).loss
         assertClose(withTail.floats, [mainLoss + Double(Float(0.2)) / 2 * depthSum(tailDepths)])
     }
 
@@ -280,7 +292,7 @@ final class PipelineLossTests: XCTestCase {
         let loss = PipelineCausalLMLoss(lossFn: lossFn, model: model(scale: 1), ignoreIndex: -1)
         let labels = int64Tensor([1, 2, 3, -1], [1, 4])
         let main = try mainLogits.sliced(axis: 0, 0..<1), depth = try mtpLogits[0].sliced(axis: 0, 0..<1)
-        let value = try loss(.tuple(first: main, rest: [depth]), labels: labels)
+        let value = try loss(.tuple(first: main, rest: [depth]), labels: labels).loss
         let want = referenceRows(main.floats, vocab: V, labels: [1, 2, 3, -1], ignoreIndex: -1).reduce(0, +)
             + referenceRows(depth.floats, vocab: V, labels: [2, 3, -1, -1], ignoreIndex: -1).reduce(0, +)
         assertClose(value.floats, [want])
@@ -303,6 +315,6 @@ final class PipelineLossTests: XCTestCase {
         let direct = PipelineCausalLMLoss(lossFn: MaskedCrossEntropy(), model: m, scalingFactor: 0.4)
         let fromConfig = MTPLossConfig(scalingFactor: 0.4).build(lossFn: MaskedCrossEntropy(), model: m)
         let output = PipelineOutput.tuple(first: mainLogits, rest: mtpLogits + [tail])
-        XCTAssertEqual(try fromConfig(output, labels: labels).floats, try direct(output, labels: labels).floats)
+        XCTAssertEqual(try fromConfig(output, labels: labels).loss.floats, try direct(output, labels: labels).loss.floats)
     }
 }

@@ -16,14 +16,14 @@ final class FailureTests: XCTestCase {
 
     /// The batch's microbatches with `change` applied to microbatch `index`.
     private func microbatches(_ m: Int, changing index: Int,
-                              _ change: (Microbatch) throws -> Microbatch) throws -> [Microbatch] {
+                              _ change: (Batch) throws -> Batch) throws -> [Batch] {
         var mbs = try packedBatch(rows: 4).microbatches(m)
         mbs[index] = try change(mbs[index])
         return mbs
     }
 
     /// Runs a step with a deadline; fails the test if it hangs, else returns its error (nil on success).
-    private func stepError(_ pipeline: CausalLMPipeline, _ mbs: [Microbatch],
+    private func stepError(_ pipeline: CausalLMPipeline, _ mbs: [Batch],
                            file: StaticString = #filePath, line: UInt = #line) -> (any Error)? {
         let box = Unchecked(value: pipeline)
         guard let result = runWithTimeout(timeout, { try box.value.step(microbatches: mbs) }) else {
@@ -38,8 +38,8 @@ final class FailureTests: XCTestCase {
         let mbs = try microbatches(4, changing: 2) { mb in
             var labels = mb.labels.int64s
             labels[5] = 99  // outside the vocabulary of 24
-            return try Microbatch(inputIds: mb.inputIds, labels: Tensor(labels, shape: mb.labels.shape),
-                                  seqIdx: mb.seqIdx, positions: mb.positions)
+            return try Batch(inputIds: mb.inputIds, labels: Tensor(labels, shape: mb.labels.shape),
+                             seqIdx: mb.seqIdx, positions: mb.positions, rowTokenCounts: mb.rowTokenCounts)
         }
         for kind in PipelineScheduleKind.allCases {
             for p in [2, 3] {
@@ -57,8 +57,8 @@ final class FailureTests: XCTestCase {
         let mbs = try microbatches(4, changing: 1) { mb in
             var ids = mb.inputIds.int64s
             ids[3] = 1000
-            return try Microbatch(inputIds: Tensor(ids, shape: mb.inputIds.shape), labels: mb.labels,
-                                  seqIdx: mb.seqIdx, positions: mb.positions)
+            return try Batch(inputIds: Tensor(ids, shape: mb.inputIds.shape), labels: mb.labels,
+                             seqIdx: mb.seqIdx, positions: mb.positions, rowTokenCounts: mb.rowTokenCounts)
         }
         for kind in PipelineScheduleKind.allCases {
             let model = try tinyModel(layers: 3, loss: .masked)
@@ -116,7 +116,7 @@ final class FailureTests: XCTestCase {
         XCTAssertThrowsError(try CausalLMPipeline(model: model, lossFunction: MaskedCrossEntropy(reduction: .none),
                                                   schedule: .gpipe(stages: 2, microbatches: 2)))
         XCTAssertThrowsError(try PipelinePartition(layerCounts: [1, 2], layers: 2))
-        XCTAssertThrowsError(try Microbatch(inputIds: Tensor.zeros([2, 4], dtype: .int64), labels: Tensor.zeros([2, 3], dtype: .int64),
-                                            seqIdx: Tensor.zeros([2, 4], dtype: .int32), positions: Tensor.zeros([2, 4], dtype: .int64)))
+        XCTAssertThrowsError(try Batch(inputIds: Tensor.zeros([2, 4], dtype: .int64), labels: Tensor.zeros([2, 3], dtype: .int64),
+                                       seqIdx: Tensor.zeros([2, 4], dtype: .int32), positions: Tensor.zeros([2, 4], dtype: .int64)))
     }
 }

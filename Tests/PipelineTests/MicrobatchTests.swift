@@ -18,6 +18,12 @@ final class MicrobatchTests: XCTestCase {
         XCTAssertEqual(mbs[0].labels.int64s + mbs[1].labels.int64s, batch.labels.int64s)
         XCTAssertEqual(mbs[0].seqIdx.int64s + mbs[1].seqIdx.int64s, batch.seqIdx.int64s)
         XCTAssertEqual(mbs[0].positions.int64s + mbs[1].positions.int64s, batch.positions.int64s)
+        // Each microbatch counts its own rows, tokens and targets; together they are the batch's.
+        XCTAssertEqual(mbs.map(\.rowTokenCounts), [Array(batch.rowTokenCounts[0..<2]), Array(batch.rowTokenCounts[2..<4])])
+        XCTAssertEqual(mbs.map(\.tokenCount).reduce(0, +), batch.tokenCount)
+        XCTAssertEqual(mbs.map(\.rowCount).reduce(0, +), batch.rowCount)
+        XCTAssertEqual(mbs.map(\.targetCount).reduce(0, +), batch.targetCount)
+        XCTAssertEqual(mbs[1].targetCount, mbs[1].labels.int64s.filter { $0 != batch.ignoreIndex }.count)
         XCTAssertThrowsError(try batch.microbatches(3))
         XCTAssertThrowsError(try batch.microbatches(0))
     }

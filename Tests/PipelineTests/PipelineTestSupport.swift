@@ -66,7 +66,7 @@ func referenceStep(_ model: CausalLM, _ batch: Batch, loss: LossKind) throws -> 
     var value: Float = 0
     let g = try gradients(of: model) {
         let lossFn = MTPLossConfig().build(lossFn: loss.lossFunction, model: model)
-        let l = try lossFn(model(batch.inputIds, positions: batch.positions, seqIdx: batch.seqIdx), labels: batch.labels)
+        let l = try lossFn(model(batch.inputIds, positions: batch.positions, seqIdx: batch.seqIdx), labels: batch.labels).loss
         value = l.floats[0]
         try l.backward()
     }
