@@ -63,7 +63,7 @@ public final class CausalLMStage: @unchecked Sendable {
     public let stageCount: Int
     /// The model blocks this stage runs.
     public let layers: Range<Int>
-    private let model: CausalLM
+    let model: CausalLM
     private let lossFunction: any TokenLoss
     private let lossConfig: MTPLossConfig
     private var saved: [Int: Saved] = [:]
