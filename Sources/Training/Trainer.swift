@@ -33,14 +33,14 @@ public final class Trainer {
         guard !heldOut.isEmpty else { throw TrainingError("no held-out documents") }
         self.options = options
         model = try CausalLM(config: options.model, seed: options.seed)
-        model.emitsLogits = options.loss != "fused"
+        model.emitsLogits = options.loss.readsLogits
         optimizer = AdamW(parameters: model.namedParameters(), weightDecay: options.weightDecay)
         schedule = LearningRateSchedule(peak: options.learningRate, warmupSteps: options.warmupSteps, totalSteps: options.steps)
         packer = try Packer(sequenceLength: options.sequenceLength, batchSize: options.batchSize,
                             vocabularySize: options.model.vocabularySize)
         self.train = train
         heldOutBatches = try packer.batches(from: heldOut)
-        loss = MTPLossConfig().build(lossFn: try options.lossFunction(), model: model)
+        loss = MTPLossConfig().build(lossFn: options.lossFunction(), model: model)
     }
 
     /// The batch of micro-step `micro` of step `step`: a pure function of the seed and

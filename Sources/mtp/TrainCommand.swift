@@ -8,6 +8,7 @@ import Tensors
 import Data
 import Generation
 import Model
+import Losses
 import Training
 
 /// `mtp train`: the main job.
@@ -40,7 +41,7 @@ struct TrainCommand: ParsableCommand {
     @Option(help: "AdamW weight decay (matrices only).") var weightDecay: Float?
     @Option(help: "Global gradient-norm clip (0 = off).") var clip: Float?
     @Option(help: "Micro-batches per step (gradient accumulation).") var gradAccum: Int?
-    @Option(help: "Loss kind: fused, masked or chunked.") var loss: String?
+    @Option(help: "Loss kind: fused, masked or chunked.") var loss: LossKind?
     @Option(help: "Held-out evaluation every N steps.") var evalEvery: Int?
     @Option(help: "Random seed (weights, data, order).") var seed: UInt64?
     @Option(help: "Vocabulary of the built-in corpus, or of --tokens.") var vocab: Int?
@@ -98,7 +99,7 @@ struct TrainCommand: ParsableCommand {
         let floors = data.floors
         let params = trainer.model.parameterCount
         log("mtp train: \(params) parameters, \(options.model.layers) layers, H=\(options.model.hiddenSize), D=\(options.model.mtpDepths), "
-            + "loss \(options.loss), \(data.train.count)/\(data.heldOut.count) train/held-out documents, \(Parallel.width) cores")
+            + "loss \(options.loss.rawValue), \(data.train.count)/\(data.heldOut.count) train/held-out documents, \(Parallel.width) cores")
         if let f = floors {
             log("floors (held-out, exact): main \(fmt(f.main)), depths \(f.depths.map(fmt).joined(separator: " "))")
         }
