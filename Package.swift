@@ -77,6 +77,8 @@ let package = Package(
         .testTarget(name: "TrainingTests", dependencies: ["Training", "Data", "Model", "MTP", "NN", "TestSupport"]),
         .testTarget(name: "GenerationTests", dependencies: ["Generation", "Training", "Data", "Model", "MTP", "NN", "TestSupport"]),
         .testTarget(name: "PipelineTests", dependencies: ["Pipeline", "Training", "Data", "Model", "MTP", "NN", "TestSupport"]),
+        // Depends on the executable so `mtp` is built before its tests run it as a subprocess.
+        .testTarget(name: "CLITests", dependencies: ["mtp"]),
     ],
     swiftLanguageModes: [.v6]
 )

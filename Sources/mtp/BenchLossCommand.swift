@@ -95,8 +95,11 @@ struct BenchLossCommand: ParsableCommand {
                      Double(n) * Double(v) * 4 * Double(d + 1) / 1e6))
         print(String(format: "  rss_growth %.1f MB", Double(rssGrowth) / 1e6))
         if json {
-            print("{\"seconds\": \(median), \"seconds_min\": \(best), \"gflops\": \(gflops), \"sgemm_gflops\": \(sgemm), "
-                + "\"roofline_ratio\": \(ratio), \"peak_bytes\": \(peak), \"rss_growth_bytes\": \(rssGrowth)}")
+            try JSONOutput.print([
+                "seconds": JSONOutput.number(median), "seconds_min": JSONOutput.number(best), "gflops": JSONOutput.number(gflops),
+                "sgemm_gflops": JSONOutput.number(sgemm), "roofline_ratio": JSONOutput.number(ratio),
+                "peak_bytes": peak, "rss_growth_bytes": rssGrowth,
+            ])
         }
     }
 }

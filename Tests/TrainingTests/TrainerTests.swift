@@ -7,10 +7,16 @@ import Foundation
 import MTP
 import NN
 import Tensors
+import TestSupport
 import Training
 import XCTest
 
 final class TrainerTests: XCTestCase {
+    override class func setUp() {
+        super.setUp()
+        reportBLASKernelOnce()
+    }
+
     private func tinyOptions(steps: Int = 30) -> TrainingOptions {
         var o = TrainingOptions(model: ModelConfig(vocabularySize: 24, hiddenSize: 16, layers: 1, heads: 2,
                                                    intermediateSize: 32, mtpDepths: 2, mtpLossScalingFactor: 0.3))
