@@ -21,6 +21,8 @@ public struct TrainingOptions: Codable, Equatable, Sendable {
     public var evalEvery = 50
     public var heldOutFraction = 0.1
     public var seed: UInt64 = 0
+    /// Where the documents came from; nil when unknown (checkpoints from before it was recorded).
+    public var dataSource: TrainingDataSource?
 
     public init(model: ModelConfig) { self.model = model }
 

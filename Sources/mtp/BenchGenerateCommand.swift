@@ -64,17 +64,17 @@ struct BenchGenerateCommand: ParsableCommand {
             results.append((depths, total!))
         }
         for (depths, c) in results {
-            GenerationSetup.printReport(c, depths: depths, greedy: greedy, bestAcceptance: GenerationSetup.bestAcceptance(depths: depths))
+            GenerationSetup.printReport(c, depths: depths, greedy: greedy, bestAcceptance: options.bestAcceptance(depths: depths))
         }
         if json {
             let batched = generator.verifiesInBatches
             let each = results.map {
                 GenerationSetup.jsonObject($0.comparison, depths: $0.depths, greedy: greedy, batched: batched,
-                                           bestAcceptance: GenerationSetup.bestAcceptance(depths: $0.depths), tokens: nil)
+                                           bestAcceptance: options.bestAcceptance(depths: $0.depths), tokens: nil)
             }
             let all = results.last!
             var object = GenerationSetup.jsonObject(all.comparison, depths: all.depths, greedy: greedy, batched: batched,
-                                                    bestAcceptance: GenerationSetup.bestAcceptance(depths: all.depths), tokens: nil)
+                                                    bestAcceptance: options.bestAcceptance(depths: all.depths), tokens: nil)
             object["by_draft_depths"] = each
             try JSONOutput.print(object)
         }

@@ -72,7 +72,7 @@ struct GenerateCommand: ParsableCommand {
         print("prompt     \(GenerationSetup.render(tokens, asText: isText))")
         print("generated  \(GenerationSetup.render(c.speculativeTokens, asText: isText))")
         FileHandle.standardError.write(Data((GenerationSetup.verificationNote(generator) + "\n").utf8))
-        let best: [Double]? = GenerationSetup.bestAcceptance(depths: depths)
+        let best = options.bestAcceptance(depths: depths)
         GenerationSetup.printReport(c, depths: depths, greedy: decoding.temperature == 0, bestAcceptance: best)
         if json {
             try JSONOutput.print(GenerationSetup.jsonObject(c, depths: depths, greedy: decoding.temperature == 0,
@@ -114,7 +114,11 @@ enum GenerationSetup {
     /// corpus, drawn and split by the run's own rule (`TrainingOptions.builtInDocuments`, `split`).
     static func heldOutPrompts(options: TrainingOptions, documents: Int, count: Int, length: Int) throws -> [[Int32]] {
         let v = options.model.vocabularySize
-        // A checkpoint does not record its data source; vocabulary 256 is taken to be byte-level text.
+        if let source = options.dataSource, source != .builtIn {
+            throw ValidationError("default prompts are built-in corpus prefixes, and this checkpoint was trained on \(source): "
+                + "give --prompt TEXT or --prompt-tokens")
+        }
+        // Checkpoints from before the data source was recorded: vocabulary 256 is taken to be byte-level text.
         guard SyntheticCorpus.vocabularySizes.contains(v), v != TextData.vocabularySize else {
             throw ValidationError("default prompts are built-in corpus prefixes, and vocabulary \(v) is "
                 + (v == TextData.vocabularySize ? "byte-level text: give --prompt TEXT or --prompt-tokens"
@@ -129,14 +133,6 @@ enum GenerationSetup {
         if asText { return String(decoding: tokens.map { UInt8(truncatingIfNeeded: $0) }, as: UTF8.self) }
         return tokens.map(String.init).joined(separator: " ")
     }
-
-    /// The best acceptance an exact model could get, per depth. The corpus is a first-order
-    /// chain and depth k sees the embedding of the token it follows (the previous draft), so an
-    /// exact depth-k head predicts P(· | that token) — exactly what the exact main model
-    /// predicts when it verifies that position. Its draft distribution equals the target, so
-    /// every draft passes: greedy drafts equal the greedy choice (argmax ties broken alike),
-    /// sampled drafts pass with probability Σ min(p, q) = 1.
-    static func bestAcceptance(depths: Int) -> [Double] { [Double](repeating: 1, count: depths) }
 
     /// The report of a speculative run; `bestAcceptance` (``TrainingOptions/bestAcceptance(depths:)``)
     /// is shown only when the checkpoint's data makes it known.

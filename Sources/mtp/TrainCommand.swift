@@ -225,13 +225,16 @@ struct TrainCommand: ParsableCommand {
         if let data {
             docs = try TextData.documents(fromUTF8File: URL(fileURLWithPath: data))
             options.model.vocabularySize = TextData.vocabularySize
+            options.dataSource = .text(path: data)
         } else if let tokens {
             guard let v = vocab ?? (resume != nil ? options.model.vocabularySize : nil) else {
                 throw ValidationError("--tokens needs --vocab N")
             }
             docs = try TokenFileData.documents(fromUInt16File: URL(fileURLWithPath: tokens), vocabularySize: v, separator: separator)
             options.model.vocabularySize = v
+            options.dataSource = .tokens(path: tokens)
         } else {
+            options.dataSource = .builtIn
             corpus = try options.builtInCorpus()
             docs = try options.builtInDocuments(count: documents)
         }
