@@ -93,6 +93,8 @@ let package = Package(
         .testTarget(name: "GenerationTests", dependencies: ["Generation", "Training", "Data", "Model", "MTP", "NN", "TestSupport"]),
         .testTarget(name: "DistributedTests", dependencies: ["Distributed", "mtp"]),
         .testTarget(name: "PipelineTests", dependencies: ["Pipeline", "Training", "Data", "Model", "MTP", "NN", "TestSupport"]),
+        // Depends on the executable so `mtp` is built before its tests run it as a subprocess.
+        .testTarget(name: "CLITests", dependencies: ["mtp"]),
     ],
     swiftLanguageModes: [.v6]
 )

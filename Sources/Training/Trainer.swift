@@ -33,14 +33,14 @@ public final class Trainer {
         guard !heldOut.isEmpty else { throw TrainingError("no held-out documents") }
         self.options = options
         model = try CausalLM(config: options.model, seed: options.seed)
-        model.emitsLogits = options.loss != "fused"
+        model.emitsLogits = options.loss.readsLogits
         optimizer = AdamW(parameters: model.namedParameters(), weightDecay: options.weightDecay)
         schedule = LearningRateSchedule(peak: options.learningRate, warmupSteps: options.warmupSteps, totalSteps: options.steps)
         packer = try Packer(sequenceLength: options.sequenceLength, batchSize: options.batchSize,
                             vocabularySize: options.model.vocabularySize)
         self.train = train
         heldOutBatches = try packer.batches(from: heldOut)
-        loss = MTPLossConfig().build(lossFn: try options.lossFunction(), model: model)
+        loss = MTPLossConfig().build(lossFn: options.lossFunction(), model: model)
     }
 
     /// The batch of micro-step `micro` of step `step`: a pure function of the seed and
@@ -145,6 +145,7 @@ public final class Trainer {
         for (k, v) in try optimizer.stateTensors() { tensors[k] = v }
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys]
+        encoder.nonConformingFloatEncodingStrategy = Self.nonFiniteNumbers
         let metadata = [
             "format": CausalLM.checkpointFormat,
             "model_config": String(decoding: try encoder.encode(options.model), as: UTF8.self),
@@ -172,6 +173,13 @@ public final class Trainer {
         evaluations = ckpt.evaluations
     }
 
+    // A diverged run (NaN gradient norm or loss) must still checkpoint, and JSON has no
+    // NaN or infinities: the history writes them as these strings (finite values unchanged).
+    private static let nonFiniteNumbers = JSONEncoder.NonConformingFloatEncodingStrategy.convertToString(
+        positiveInfinity: "inf", negativeInfinity: "-inf", nan: "nan")
+    private static let nonFiniteNumbersDecoding = JSONDecoder.NonConformingFloatDecodingStrategy.convertFromString(
+        positiveInfinity: "inf", negativeInfinity: "-inf", nan: "nan")
+
     /// The run recorded in checkpoint metadata.
     public static func checkpointMetadata(_ metadata: [String: String], source: String) throws
         -> (options: TrainingOptions, step: Int, history: [StepRecord], evaluations: [Evaluation]) {
@@ -180,6 +188,7 @@ public final class Trainer {
             throw TrainingError("\(source) is not an mtp checkpoint (missing format/training_options/step metadata)")
         }
         let decoder = JSONDecoder()
+        decoder.nonConformingFloatDecodingStrategy = Self.nonFiniteNumbersDecoding
         do {
             let options = try decoder.decode(TrainingOptions.self, from: Data(o.utf8))
             let history = try decoder.decode([StepRecord].self, from: Data((metadata["history"] ?? "[]").utf8))

@@ -16,11 +16,13 @@ public struct TrainingOptions: Codable, Equatable, Sendable {
     public var weightDecay: Float = 0.05
     public var gradientClip: Float = 1.0
     public var gradientAccumulation = 1
-    /// `fused`, `masked` or `chunked`.
-    public var loss = "fused"
+    /// The per-token loss (stored by its raw value, e.g. `"fused"`).
+    public var loss = LossKind.fused
     public var evalEvery = 50
     public var heldOutFraction = 0.1
     public var seed: UInt64 = 0
+    /// Where the documents came from; nil when unknown (checkpoints from before it was recorded).
+    public var dataSource: TrainingDataSource?
 
     public init(model: ModelConfig) { self.model = model }
 
@@ -33,18 +35,13 @@ public struct TrainingOptions: Codable, Equatable, Sendable {
         }
         guard warmupSteps >= 0 else { throw TrainingError("warm-up steps must be >= 0, got \(warmupSteps)") }
         guard learningRate > 0, learningRate.isFinite else { throw TrainingError("learning rate must be positive, got \(learningRate)") }
-        guard ["fused", "masked", "chunked"].contains(loss) else { throw TrainingError("loss must be fused, masked or chunked, got '\(loss)'") }
         guard heldOutFraction > 0, heldOutFraction < 1 else {
             throw TrainingError("held-out fraction must be in (0, 1), got \(heldOutFraction)")
         }
     }
 
     /// The per-token loss the run trains with (mean over each loss's targets).
-    public func lossFunction() throws -> any TokenLoss {
-        switch loss {
-        case "masked": return MaskedCrossEntropy(reduction: .mean)
-        case "chunked": return try ChunkedCrossEntropy(reduction: .mean)
-        default: return FusedLinearCrossEntropy(reduction: .mean)
-        }
+    public func lossFunction() -> any TokenLoss {
+        loss.makeLoss(reduction: .mean)
     }
 }

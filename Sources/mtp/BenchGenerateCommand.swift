@@ -64,16 +64,19 @@ struct BenchGenerateCommand: ParsableCommand {
             results.append((depths, total!))
         }
         for (depths, c) in results {
-            GenerationSetup.printReport(c, depths: depths, greedy: greedy)
+            GenerationSetup.printReport(c, depths: depths, greedy: greedy, bestAcceptance: options.bestAcceptance(depths: depths))
         }
         if json {
             let batched = generator.verifiesInBatches
             let each = results.map {
-                GenerationSetup.jsonObject($0.comparison, depths: $0.depths, greedy: greedy, batched: batched, tokens: nil)
+                GenerationSetup.jsonObject($0.comparison, depths: $0.depths, greedy: greedy, batched: batched,
+                                           bestAcceptance: options.bestAcceptance(depths: $0.depths), tokens: nil)
             }
             let all = results.last!
-            print(GenerationSetup.jsonObject(all.comparison, depths: all.depths, greedy: greedy, batched: batched, tokens: nil,
-                                             extra: "\"by_draft_depths\": [\(each.joined(separator: ", "))]"))
+            var object = GenerationSetup.jsonObject(all.comparison, depths: all.depths, greedy: greedy, batched: batched,
+                                                    bestAcceptance: options.bestAcceptance(depths: all.depths), tokens: nil)
+            object["by_draft_depths"] = each
+            try JSONOutput.print(object)
         }
     }
 }

@@ -35,6 +35,6 @@ struct BenchMatmulCommand: ParsableCommand {
         let gflops = 2.0 * Double(m) * Double(k) * Double(n) / median / 1e9
         print(String(format: "matmul [%d, %d] · [%d, %d]: median %.4f s, min %.4f s, %.1f GFLOP/s (%d cores)",
                      m, k, k, n, median, times[0], gflops, Parallel.width))
-        if json { print("{\"seconds\": \(median), \"gflops\": \(gflops)}") }
+        if json { try JSONOutput.print(["seconds": JSONOutput.number(median), "gflops": JSONOutput.number(gflops)]) }
     }
 }

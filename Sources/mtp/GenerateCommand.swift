@@ -62,9 +62,9 @@ struct GenerateCommand: ParsableCommand {
             print(String(format: "plain decoding: %d tokens in %.2f ms (%.0f tokens/s), %d main forwards",
                          result.tokens.count, result.statistics.seconds * 1e3, rate, result.statistics.mainForwards))
             if json {
-                print("{\"tokens\": [\(result.tokens.map(String.init).joined(separator: ", "))], \"acceptance\": [], "
-                    + "\"tokens_per_forward\": 1, \"speedup\": null, \"identical\": null, "
-                    + "\"seconds\": \(jsonNumber(result.statistics.seconds))}")
+                try JSONOutput.print(["tokens": result.tokens.map(Int.init), "acceptance": [Double](), "tokens_per_forward": 1,
+                                      "speedup": NSNull(), "identical": NSNull(),
+                                      "seconds": JSONOutput.number(result.statistics.seconds)])
             }
             return
         }
@@ -72,10 +72,12 @@ struct GenerateCommand: ParsableCommand {
         print("prompt     \(GenerationSetup.render(tokens, asText: isText))")
         print("generated  \(GenerationSetup.render(c.speculativeTokens, asText: isText))")
         FileHandle.standardError.write(Data((GenerationSetup.verificationNote(generator) + "\n").utf8))
-        GenerationSetup.printReport(c, depths: depths, greedy: decoding.temperature == 0)
+        let best = options.bestAcceptance(depths: depths)
+        GenerationSetup.printReport(c, depths: depths, greedy: decoding.temperature == 0, bestAcceptance: best)
         if json {
-            print(GenerationSetup.jsonObject(c, depths: depths, greedy: decoding.temperature == 0, batched: generator.verifiesInBatches,
-                                             tokens: c.speculativeTokens))
+            try JSONOutput.print(GenerationSetup.jsonObject(c, depths: depths, greedy: decoding.temperature == 0,
+                                                            batched: generator.verifiesInBatches, bestAcceptance: best,
+                                                            tokens: c.speculativeTokens))
         }
     }
 }
@@ -112,7 +114,11 @@ enum GenerationSetup {
     /// corpus, drawn and split by the run's own rule (`TrainingOptions.builtInDocuments`, `split`).
     static func heldOutPrompts(options: TrainingOptions, documents: Int, count: Int, length: Int) throws -> [[Int32]] {
         let v = options.model.vocabularySize
-        // A checkpoint does not record its data source; vocabulary 256 is taken to be byte-level text.
+        if let source = options.dataSource, source != .builtIn {
+            throw ValidationError("default prompts are built-in corpus prefixes, and this checkpoint was trained on \(source): "
+                + "give --prompt TEXT or --prompt-tokens")
+        }
+        // Checkpoints from before the data source was recorded: vocabulary 256 is taken to be byte-level text.
         guard SyntheticCorpus.vocabularySizes.contains(v), v != TextData.vocabularySize else {
             throw ValidationError("default prompts are built-in corpus prefixes, and vocabulary \(v) is "
                 + (v == TextData.vocabularySize ? "byte-level text: give --prompt TEXT or --prompt-tokens"
@@ -128,21 +134,15 @@ enum GenerationSetup {
         return tokens.map(String.init).joined(separator: " ")
     }
 
-    /// The best acceptance an exact model could get, per depth. The corpus is a first-order
-    /// chain and depth k sees the embedding of the token it follows (the previous draft), so an
-    /// exact depth-k head predicts P(· | that token) — exactly what the exact main model
-    /// predicts when it verifies that position. Its draft distribution equals the target, so
-    /// every draft passes: greedy drafts equal the greedy choice (argmax ties broken alike),
-    /// sampled drafts pass with probability Σ min(p, q) = 1.
-    static func bestAcceptance(depths: Int) -> [Double] { [Double](repeating: 1, count: depths) }
-
-    static func printReport(_ c: GenerationComparison, depths: Int, greedy: Bool) {
+    /// The report of a speculative run; `bestAcceptance` (``TrainingOptions/bestAcceptance(depths:)``)
+    /// is shown only when the checkpoint's data makes it known.
+    static func printReport(_ c: GenerationComparison, depths: Int, greedy: Bool, bestAcceptance best: [Double]?) {
         let s = c.statistics
         print("speculative decoding with \(depths) MTP depth\(depths == 1 ? "" : "s") (\(greedy ? "greedy" : "sampled")), "
             + "\(c.prompts) prompt\(c.prompts == 1 ? "" : "s"):")
-        let best = bestAcceptance(depths: depths)
         for (k, a) in s.acceptance.enumerated() {
-            print(String(format: "  depth %d acceptance   %.3f  (%d/%d; best possible %.3f)", k, a, s.accepted[k], s.drafted[k], best[k]))
+            let bound = best.map { String(format: "; best possible %.3f", $0[k]) } ?? ""
+            print(String(format: "  depth %d acceptance   %.3f  (%d/%d%@)", k, a, s.accepted[k], s.drafted[k], bound))
         }
         print(String(format: "  tokens per forward   %.3f  (%d verifying forwards)", s.tokensPerForward, s.verifications))
         print(String(format: "  wall time            plain %.3f ms, speculative %.3f ms: speed-up %.3f×",
@@ -159,22 +159,23 @@ enum GenerationSetup {
                 + "(greedy output stays identical, the batched speed-up is lost; OpenBLAS's SkylakeX kernels are invariant)"
     }
 
-    static func jsonObject(_ c: GenerationComparison, depths: Int, greedy: Bool, batched: Bool, tokens: [Int32]?,
-                           extra: String = "") -> String {
+    /// The `--json` object of a speculative run; `best_acceptance` is null when unknown.
+    static func jsonObject(_ c: GenerationComparison, depths: Int, greedy: Bool, batched: Bool, bestAcceptance: [Double]?,
+                           tokens: [Int32]?) -> [String: Any] {
         let s = c.statistics
-        var fields: [String] = []
-        if let tokens { fields.append("\"tokens\": [\(tokens.map(String.init).joined(separator: ", "))]") }
-        fields.append("\"draft_depths\": \(depths)")
-        fields.append("\"acceptance\": [\(s.acceptance.map(jsonNumber).joined(separator: ", "))]")
-        fields.append("\"best_acceptance\": [\(bestAcceptance(depths: depths).map(jsonNumber).joined(separator: ", "))]")
-        fields.append("\"tokens_per_forward\": \(jsonNumber(s.tokensPerForward))")
-        fields.append("\"speedup\": \(jsonNumber(c.speedup))")
-        fields.append("\"identical\": \(greedy ? String(c.identical) : "null")")
-        fields.append("\"plain_seconds\": \(jsonNumber(c.plainSeconds))")
-        fields.append("\"speculative_seconds\": \(jsonNumber(c.speculativeSeconds))")
-        fields.append("\"prompts\": \(c.prompts)")
-        fields.append("\"batched_verification\": \(batched)")
-        if !extra.isEmpty { fields.append(extra) }
-        return "{" + fields.joined(separator: ", ") + "}"
+        var object: [String: Any] = [
+            "draft_depths": depths,
+            "acceptance": JSONOutput.numbers(s.acceptance),
+            "best_acceptance": bestAcceptance.map(JSONOutput.numbers) ?? NSNull(),
+            "tokens_per_forward": JSONOutput.number(s.tokensPerForward),
+            "speedup": JSONOutput.number(c.speedup),
+            "identical": greedy ? c.identical : NSNull(),
+            "plain_seconds": JSONOutput.number(c.plainSeconds),
+            "speculative_seconds": JSONOutput.number(c.speculativeSeconds),
+            "prompts": c.prompts,
+            "batched_verification": batched,
+        ]
+        if let tokens { object["tokens"] = tokens.map(Int.init) }
+        return object
     }
 }

@@ -31,19 +31,10 @@ struct LossCommand: ParsableCommand {
                 try SafeTensors.write(named, to: URL(fileURLWithPath: grads))
             }
             let rows = result.loss.floats
-            var fields = ["\"loss\": \(jsonNumber(rows.reduce(0) { $0 + Double($1) }))"]
-            if result.loss.rank > 0 { fields.append("\"loss_rows\": [\(rows.map { jsonNumber(Double($0)) }.joined(separator: ", "))]") }
-            if let perDepth = result.perDepth {
-                fields.append("\"per_depth\": [\(perDepth.map { jsonNumber(Double($0)) }.joined(separator: ", "))]")
-            }
-            print("{\(fields.joined(separator: ", "))}")
+            var object: [String: Any] = ["loss": JSONOutput.number(rows.reduce(0) { $0 + Double($1) })]
+            if result.loss.rank > 0 { object["loss_rows"] = JSONOutput.numbers(rows) }
+            if let perDepth = result.perDepth { object["per_depth"] = JSONOutput.numbers(perDepth) }
+            try JSONOutput.print(object)
         }
     }
-}
-
-/// A JSON number; NaN and infinities are written as Python's json module writes them.
-func jsonNumber(_ x: Double) -> String {
-    if x.isNaN { return "NaN" }
-    if x.isInfinite { return x > 0 ? "Infinity" : "-Infinity" }
-    return "\(x)"
 }

@@ -1,13 +1,11 @@
 import ArgumentParser
 import Foundation
-#if canImport(Glibc)
-import Glibc
-#endif
 import Pipeline
 import Tensors
 import Data
 import Generation
 import Model
+import Losses
 import Training
 
 /// `mtp train`: the main job.
@@ -40,7 +38,7 @@ struct TrainCommand: ParsableCommand {
     @Option(help: "AdamW weight decay (matrices only).") var weightDecay: Float?
     @Option(help: "Global gradient-norm clip (0 = off).") var clip: Float?
     @Option(help: "Micro-batches per step (gradient accumulation).") var gradAccum: Int?
-    @Option(help: "Loss kind: fused, masked or chunked.") var loss: String?
+    @Option(help: "Loss kind: fused, masked or chunked.") var loss: LossKind?
     @Option(help: "Held-out evaluation every N steps.") var evalEvery: Int?
     @Option(help: "Random seed (weights, data, order).") var seed: UInt64?
     @Option(help: "Vocabulary of the built-in corpus, or of --tokens.") var vocab: Int?
@@ -87,87 +85,72 @@ struct TrainCommand: ParsableCommand {
             try CausalLMPipeline(model: trainer.model, lossFunction: options.lossFunction(),
                                  schedule: $0.schedule, partition: $0.partition)
         }
-        var timing: PipelineTiming? = nil
-        if let pipeline { shareBLASThreads(stages: pipeline.schedule.stages) }
+        if let pipeline { BLAS.shareThreads(among: pipeline.schedule.stages) }
         if let resume { try trainer.loadCheckpoint(from: URL(fileURLWithPath: resume)) }
-        let outDir = URL(fileURLWithPath: out)
-        try FileManager.default.createDirectory(at: outDir, withIntermediateDirectories: true)
-        let checkpoint = outDir.appendingPathComponent("checkpoint.safetensors")
-        let plot = outDir.appendingPathComponent("losses.svg")
+        var training = TrainingRun(trainer: trainer, outputFolder: URL(fileURLWithPath: out), floors: data.floors, stopAt: stopAt)
+        training.plotTitle = "mtp train: " + training.plotTitle
 
         let floors = data.floors
-        let params = trainer.model.parameterCount
-        log("mtp train: \(params) parameters, \(options.model.layers) layers, H=\(options.model.hiddenSize), D=\(options.model.mtpDepths), "
-            + "loss \(options.loss), \(data.train.count)/\(data.heldOut.count) train/held-out documents, \(Parallel.width) cores")
+        log("mtp train: \(trainer.model.parameterCount) parameters, \(options.model.layers) layers, H=\(options.model.hiddenSize), "
+            + "D=\(options.model.mtpDepths), loss \(options.loss.rawValue), \(data.train.count)/\(data.heldOut.count) train/held-out "
+            + "documents, \(Parallel.width) cores")
         if let f = floors {
             log("floors (held-out, exact): main \(fmt(f.main)), depths \(f.depths.map(fmt).joined(separator: " "))")
         }
+        var timing: PipelineTiming? = nil
         if let pipeline {
             log("pipeline: \(pipeline.schedule.stages) stages (blocks \(pipeline.partition)), "
                 + "\(pipeline.schedule.microbatches) microbatches of \(options.batchSize / pipeline.schedule.microbatches) rows, "
                 + "schedule \(pipeline.schedule.name)")
+            // The run takes its gradients from the pipeline; its timing is summed here for the summary.
+            training.accumulate = { batch in
+                let r = try pipeline.step(batch, gradientScale: 1 / Float(options.gradientAccumulation))
+                timing = timing.map { $0 + r.timing } ?? r.timing
+                return (r.mainLoss, r.depthLosses)
+            }
         }
-        let last = Swift.min(options.steps, stopAt ?? options.steps)
-        let start = Date()
-        var tokens = 0
-        var lastPrint = Date.distantPast
-        let startStep = trainer.step
-        if trainer.step == 0 { _ = try trainer.evaluate() }  // the held-out curves start at the untrained model
-        while trainer.step < last {
-            let record: StepRecord
-            if let pipeline {
-                record = try trainer.trainStep { batch in
-                    let r = try pipeline.step(batch, gradientScale: 1 / Float(options.gradientAccumulation))
-                    timing = timing.map { $0 + r.timing } ?? r.timing
-                    return (r.mainLoss, r.depthLosses)
-                }
-            } else {
-                record = try trainer.trainStep()
-            }
-            tokens += options.batchSize * options.sequenceLength * options.gradientAccumulation
-            if trainer.step % options.evalEvery == 0 || trainer.step == options.steps { _ = try trainer.evaluate() }
+        var lastDrawn = Date.distantPast
+        let summary = try training.run { event in
+            guard case .step(let p) = event else { return }
             let now = Date()
-            if now.timeIntervalSince(lastPrint) > 0.2 || trainer.step == last {
-                lastPrint = now
-                let elapsed = now.timeIntervalSince(start)
-                let done = trainer.step - startStep, left = last - trainer.step
-                let eta = done > 0 ? elapsed / Double(done) * Double(left) : 0
-                let bar = progressBar(Double(trainer.step) / Double(options.steps))
-                let mtp = record.depthLosses.map { String(format: "%.3f", $0) }.joined(separator: " ")
-                FileHandle.standardError.write(Data(String(
-                    format: "\r%@ %d/%d  ETA %@  %.0f tok/s  main %.3f  mtp %@   ",
-                    bar, trainer.step, options.steps, duration(eta), Double(tokens) / Swift.max(elapsed, 1e-9),
-                    record.mainLoss, mtp).utf8))
-            }
+            guard now.timeIntervalSince(lastDrawn) > 0.2 || p.record.step == p.lastStep else { return }
+            lastDrawn = now
+            drawProgress(p)
         }
         FileHandle.standardError.write(Data("\n".utf8))
-        let elapsed = Date().timeIntervalSince(start)
-        if trainer.evaluations.last?.step != trainer.step { _ = try trainer.evaluate() }
-        try trainer.saveCheckpoint(to: checkpoint)
-        let chart = LossPlot(title: "mtp train: \(options.model.layers) layers, H=\(options.model.hiddenSize), D=\(options.model.mtpDepths)",
-                             history: trainer.history, evaluations: trainer.evaluations,
-                             mainFloor: floors?.main, depthFloors: floors?.depths)
-        try chart.svg().write(to: plot, atomically: true, encoding: .utf8)
-        let e = trainer.evaluations.last!
-        let tps = Double(tokens) / Swift.max(elapsed, 1e-9)
-        printSummary(e, floors: floors, seconds: elapsed, tokensPerSecond: tps, checkpoint: checkpoint.path, plot: plot.path)
+        printSummary(summary, floors: floors)
         if let pipeline, let timing { printPipelineSummary(pipeline, timing) }
-        if json {
-            let floorMain = floors.map { jsonNumber($0.main) } ?? "null"
-            let floorDepths = floors.map { "[" + $0.depths.map(jsonNumber).joined(separator: ", ") + "]" } ?? "null"
-            var pipelineJSON = ""
-            if let pipeline, let t = timing {
-                pipelineJSON = ", \"pipeline\": {\"stages\": \(t.stages), \"microbatches\": \(t.microbatches), "
-                    + "\"schedule\": \"\(pipeline.schedule.name)\", \"stage_layers\": [\(pipeline.partition.layerCounts.map(String.init).joined(separator: ", "))], "
-                    + "\"busy_seconds\": [\(t.busySeconds.map(jsonNumber).joined(separator: ", "))], \"wall_seconds\": \(jsonNumber(t.wallSeconds)), "
-                    + "\"bubble\": \(jsonNumber(t.bubbleFraction)), \"ideal_bubble\": \(jsonNumber(t.idealBubbleFraction))}"
-            }
-            print("{\"main_loss\": \(jsonNumber(e.mainLoss)), \"mtp_losses\": [\(e.depthLosses.map(jsonNumber).joined(separator: ", "))], "
-                + "\"main_floor\": \(floorMain), \"mtp_floors\": \(floorDepths), \"main_accuracy\": \(jsonNumber(e.mainAccuracy)), "
-                + "\"mtp_accuracies\": [\(e.depthAccuracies.map(jsonNumber).joined(separator: ", "))], "
-                + "\"tokens_per_second\": \(jsonNumber(tps)), \"seconds\": \(jsonNumber(elapsed)), \"steps\": \(trainer.step), "
-                + "\"checkpoint\": \"\(checkpoint.path)\", \"plot\": \"\(plot.path)\"\(pipelineJSON)}")
+        if json { try printJSON(summary, floors: floors, pipeline: pipeline.map { ($0, timing) }) }
+    }
+
+    private func drawProgress(_ p: TrainingProgress) {
+        let mtp = p.record.depthLosses.map { String(format: "%.3f", $0) }.joined(separator: " ")
+        FileHandle.standardError.write(Data(String(
+            format: "\r%@ %d/%d  ETA %@  %.0f tok/s  main %.3f  mtp %@   ",
+            progressBar(Double(p.record.step) / Double(p.totalSteps)), p.record.step, p.totalSteps,
+            duration(p.estimatedSecondsLeft), p.tokensPerSecond, p.record.mainLoss, mtp).utf8))
+    }
+
+    private func printJSON(_ s: TrainingSummary, floors: TargetMeans?,
+                           pipeline: (pipeline: CausalLMPipeline, timing: PipelineTiming?)?) throws {
+        let e = s.evaluation
+        var object: [String: Any] = [
+            "main_loss": JSONOutput.number(e.mainLoss), "mtp_losses": JSONOutput.numbers(e.depthLosses),
+            "main_floor": floors.map { JSONOutput.number($0.main) } ?? NSNull(),
+            "mtp_floors": floors.map { JSONOutput.numbers($0.depths) } ?? NSNull(),
+            "main_accuracy": JSONOutput.number(e.mainAccuracy), "mtp_accuracies": JSONOutput.numbers(e.depthAccuracies),
+            "tokens_per_second": JSONOutput.number(s.tokensPerSecond), "seconds": JSONOutput.number(s.seconds),
+            "steps": s.steps, "checkpoint": s.checkpoint?.path ?? NSNull(), "plot": s.plot?.path ?? NSNull(),
+        ]
+        if let (pipeline, timing) = pipeline, let t = timing {
+            object["pipeline"] = [
+                "stages": t.stages, "microbatches": t.microbatches, "schedule": pipeline.schedule.name,
+                "stage_layers": pipeline.partition.layerCounts, "busy_seconds": JSONOutput.numbers(t.busySeconds),
+                "wall_seconds": JSONOutput.number(t.wallSeconds), "bubble": JSONOutput.number(t.bubbleFraction),
+                "ideal_bubble": JSONOutput.number(t.idealBubbleFraction),
+            ] as [String: Any]
         }
+        try JSONOutput.print(object)
     }
 
     /// The schedule and stage split the pipeline flags ask for; nil without --pipeline-stages.
@@ -198,18 +181,6 @@ struct TrainCommand: ParsableCommand {
             partition = try .balanced(layers: options.model.layers, stages: p, mtpDepths: options.model.mtpDepths)
         }
         return (try PipelineSchedule(kind: kind, stages: p, microbatches: m), partition)
-    }
-
-    /// OpenBLAS has one thread pool per process: P stage threads calling a multi-threaded
-    /// pool at once contend for it (P = 2, M = 8 on 2 cores ran 7× slower), so a pipelined
-    /// run gives each stage cores / P BLAS threads. An OPENBLAS_NUM_THREADS in the environment wins.
-    private func shareBLASThreads(stages: Int) {
-        #if os(Linux)
-        guard stages > 1, ProcessInfo.processInfo.environment["OPENBLAS_NUM_THREADS"] == nil,
-              let process = dlopen(nil, RTLD_NOW), let symbol = dlsym(process, "openblas_set_num_threads") else { return }
-        let setThreads = unsafeBitCast(symbol, to: (@convention(c) (Int32) -> Void).self)
-        setThreads(Int32(Swift.max(1, ProcessInfo.processInfo.activeProcessorCount / stages)))
-        #endif
     }
 
     private func printPipelineSummary(_ pipeline: CausalLMPipeline, _ t: PipelineTiming) {
@@ -254,13 +225,16 @@ struct TrainCommand: ParsableCommand {
         if let data {
             docs = try TextData.documents(fromUTF8File: URL(fileURLWithPath: data))
             options.model.vocabularySize = TextData.vocabularySize
+            options.dataSource = .text(path: data)
         } else if let tokens {
             guard let v = vocab ?? (resume != nil ? options.model.vocabularySize : nil) else {
                 throw ValidationError("--tokens needs --vocab N")
             }
             docs = try TokenFileData.documents(fromUInt16File: URL(fileURLWithPath: tokens), vocabularySize: v, separator: separator)
             options.model.vocabularySize = v
+            options.dataSource = .tokens(path: tokens)
         } else {
+            options.dataSource = .builtIn
             corpus = try options.builtInCorpus()
             docs = try options.builtInDocuments(count: documents)
         }
@@ -269,8 +243,8 @@ struct TrainCommand: ParsableCommand {
         return Data_(train: split.train, heldOut: split.heldOut, floors: floors)
     }
 
-    private func printSummary(_ e: Evaluation, floors: TargetMeans?, seconds: Double, tokensPerSecond: Double,
-                              checkpoint: String, plot: String) {
+    private func printSummary(_ s: TrainingSummary, floors: TargetMeans?) {
+        let e = s.evaluation
         print("")
         print("head        held-out CE   floor     gap      top-1")
         func row(_ name: String, _ ce: Double, _ floor: Double?, _ acc: Double) {
@@ -280,9 +254,9 @@ struct TrainCommand: ParsableCommand {
         }
         row("main", e.mainLoss, floors?.main, e.mainAccuracy)
         for (k, l) in e.depthLosses.enumerated() { row("depth \(k)", l, floors?.depths[k], e.depthAccuracies[k]) }
-        print(String(format: "\ntime %.1f s, %.0f tokens/s", seconds, tokensPerSecond))
-        print("checkpoint \(checkpoint)")
-        print("plot       \(plot)")
+        print(String(format: "\ntime %.1f s, %.0f tokens/s", s.seconds, s.tokensPerSecond))
+        if let checkpoint = s.checkpoint { print("checkpoint \(checkpoint.path)") }
+        if let plot = s.plot { print("plot       \(plot.path)") }
     }
 
     private func log(_ s: String) { FileHandle.standardError.write(Data((s + "\n").utf8)) }

@@ -67,25 +67,24 @@ final class CrossEntropyValueTests: XCTestCase {
     func testFusedSpansSeveralChunks() throws {
         let v = 37, h = 3, n = 3
         for (budget, labels) in [(v, [17, -100, v - 1]), (2 * v + 5, [4, 0, v - 1])] {
-        let loss = FusedLinearCrossEntropy(reduction: .none, chunkBudgetFloats: budget)
-        XCTAssertEqual(Swift.max(1, loss.chunkBudgetFloats / v), budget / v)
-        let hidden = randomTensor([n, h], -1, 1, seed: 3)
-        let weight = randomTensor([v, h], -1, 1, seed: 4)
-        let labels = [17, -100, v - 1]
-        let x = hidden.requiringGrad(), w = weight.requiringGrad()
-        let out = try loss(hiddenStates: x, labels: labelTensor(labels, [n]), lmWeight: w)
-        let ref = ReferenceCE.fused(hidden: doubles(hidden), weight: doubles(weight), n: n, h: h, v: v,
-                                    labels: labels, reduction: .none)
-        assertClose(out, ref.value, rtol: 2e-5, atol: 2e-5, "fused over two chunks")
-        try out.backward(Tensor.ones([n]))
-        assertClose(x.grad, ref.dHidden, rtol: 1e-4, atol: 1e-5, "dh over two chunks")
-        assertClose(w.grad, ref.dWeight, rtol: 1e-4, atol: 1e-6, "dW over two chunks")
-        // The same loss in sum reduction (gradients precomputed in forward) over the chunks.
-        let xs = hidden.requiringGrad(), ws = weight.requiringGrad()
-        let sum = try FusedLinearCrossEntropy(chunkBudgetFloats: budget)(hiddenStates: xs, labels: labelTensor(labels, [n]), lmWeight: ws)
-        try sum.backward()
-        assertClose(xs.grad, ref.dHidden, rtol: 1e-4, atol: 1e-5, "dh, sum reduction")
-        assertClose(ws.grad, ref.dWeight, rtol: 1e-4, atol: 1e-6, "dW, sum reduction")
+            let loss = FusedLinearCrossEntropy(reduction: .none, chunkBudgetFloats: budget)
+            XCTAssertEqual(Swift.max(1, loss.chunkBudgetFloats / v), budget / v)
+            let hidden = randomTensor([n, h], -1, 1, seed: 3)
+            let weight = randomTensor([v, h], -1, 1, seed: 4)
+            let x = hidden.requiringGrad(), w = weight.requiringGrad()
+            let out = try loss(hiddenStates: x, labels: labelTensor(labels, [n]), lmWeight: w)
+            let ref = ReferenceCE.fused(hidden: doubles(hidden), weight: doubles(weight), n: n, h: h, v: v,
+                                        labels: labels, reduction: .none)
+            assertClose(out, ref.value, rtol: 2e-5, atol: 2e-5, "fused over two chunks")
+            try out.backward(Tensor.ones([n]))
+            assertClose(x.grad, ref.dHidden, rtol: 1e-4, atol: 1e-5, "dh over two chunks")
+            assertClose(w.grad, ref.dWeight, rtol: 1e-4, atol: 1e-6, "dW over two chunks")
+            // The same loss in sum reduction (gradients precomputed in forward) over the chunks.
+            let xs = hidden.requiringGrad(), ws = weight.requiringGrad()
+            let sum = try FusedLinearCrossEntropy(chunkBudgetFloats: budget)(hiddenStates: xs, labels: labelTensor(labels, [n]), lmWeight: ws)
+            try sum.backward()
+            assertClose(xs.grad, ref.dHidden, rtol: 1e-4, atol: 1e-5, "dh, sum reduction")
+            assertClose(ws.grad, ref.dWeight, rtol: 1e-4, atol: 1e-6, "dW, sum reduction")
         }
     }
 

@@ -1,6 +1,7 @@
 // 1F1B holds at most P microbatches of activations per stage, GPipe all M: the
 // allocation meter's peak over one step shows it.
 
+import Losses
 import Pipeline
 import Tensors
 import XCTest
@@ -9,7 +10,7 @@ final class ActivationMemoryTests: XCTestCase {
     private func peakBytes(_ kind: PipelineScheduleKind, stages: Int) throws -> Int {
         let batch = try packedBatch(rows: 8)
         let model = try tinyModel(layers: 2, loss: .fused)
-        let pipeline = try CausalLMPipeline(model: model, lossFunction: LossKind.fused.lossFunction,
+        let pipeline = try CausalLMPipeline(model: model, lossFunction: LossKind.fused.makeLoss(reduction: .mean),
                                             schedule: PipelineSchedule(kind: kind, stages: stages, microbatches: 8))
         try pipeline.step(batch)  // first gradients allocated, lazily built state settled
         model.zeroGrad()

@@ -44,7 +44,7 @@ final class FailureTests: XCTestCase {
         for kind in PipelineScheduleKind.allCases {
             for p in [2, 3] {
                 let model = try tinyModel(layers: 3, loss: .fused)
-                let pipeline = try CausalLMPipeline(model: model, lossFunction: LossKind.fused.lossFunction,
+                let pipeline = try CausalLMPipeline(model: model, lossFunction: LossKind.fused.makeLoss(reduction: .mean),
                                                     schedule: PipelineSchedule(kind: kind, stages: p, microbatches: 4))
                 let error = stepError(pipeline, mbs)
                 XCTAssertTrue(error is LossError, "\(kind) P=\(p): \(String(describing: error))")
@@ -62,7 +62,7 @@ final class FailureTests: XCTestCase {
         }
         for kind in PipelineScheduleKind.allCases {
             let model = try tinyModel(layers: 3, loss: .masked)
-            let pipeline = try CausalLMPipeline(model: model, lossFunction: LossKind.masked.lossFunction,
+            let pipeline = try CausalLMPipeline(model: model, lossFunction: LossKind.masked.makeLoss(reduction: .mean),
                                                 schedule: PipelineSchedule(kind: kind, stages: 3, microbatches: 4))
             let error = stepError(pipeline, mbs)
             XCTAssertTrue(error is TensorError, "\(kind): \(String(describing: error))")
@@ -94,7 +94,7 @@ final class FailureTests: XCTestCase {
         let batch = try packedBatch(rows: 4)
         let model = try tinyModel(layers: 3, loss: .fused)
         let reference = try referenceStep(model, batch, loss: .fused)
-        let pipeline = try CausalLMPipeline(model: model, lossFunction: LossKind.fused.lossFunction,
+        let pipeline = try CausalLMPipeline(model: model, lossFunction: LossKind.fused.makeLoss(reduction: .mean),
                                             schedule: .oneForwardOneBackward(stages: 3, microbatches: 4))
         pipeline.makeTransports = { InProcessTransport.connecting(stages: $0).map { FailingTransport($0) } }
         XCTAssertEqual(stepError(pipeline, try batch.microbatches(4)) as? Injected, Injected())
@@ -107,10 +107,10 @@ final class FailureTests: XCTestCase {
     func testInvalidRequestsThrow() throws {
         let model = try tinyModel(layers: 2, loss: .fused)
         let batch = try packedBatch(rows: 4)
-        let pipeline = try CausalLMPipeline(model: model, lossFunction: LossKind.fused.lossFunction,
+        let pipeline = try CausalLMPipeline(model: model, lossFunction: LossKind.fused.makeLoss(reduction: .mean),
                                             schedule: .gpipe(stages: 2, microbatches: 3))
         XCTAssertThrowsError(try pipeline.step(batch)) { XCTAssertTrue("\($0)".contains("3 microbatches do not divide"), "\($0)") }
-        XCTAssertThrowsError(try CausalLMPipeline(model: model, lossFunction: LossKind.fused.lossFunction,
+        XCTAssertThrowsError(try CausalLMPipeline(model: model, lossFunction: LossKind.fused.makeLoss(reduction: .mean),
                                                   schedule: .gpipe(stages: 2, microbatches: 2),
                                                   partition: PipelinePartition(layerCounts: [1, 1, 0], layers: 2)))
         XCTAssertThrowsError(try CausalLMPipeline(model: model, lossFunction: MaskedCrossEntropy(reduction: .none),

@@ -4,6 +4,7 @@
 import Data
 import Model
 import Foundation
+import Losses
 import Pipeline
 import Tensors
 import Training
@@ -11,7 +12,7 @@ import XCTest
 
 final class TrainerIntegrationTests: XCTestCase {
     func testPipelinedStepsFollowThePlainTrajectory() throws {
-        for loss in ["fused", "masked"] {
+        for loss in [LossKind.fused, .masked] {
             var o = TrainingOptions(model: ModelConfig(vocabularySize: 24, hiddenSize: 16, layers: 2, heads: 2,
                                                        intermediateSize: 32, mtpDepths: 2, mtpLossScalingFactor: 0.3))
             o.steps = 4

@@ -1,0 +1,6 @@
+import ArgumentParser
+import Losses
+
+/// `--loss fused|masked|chunked` (`mtp train`, `mtp bench loss`): the raw values, so an
+/// unknown name is rejected with the list of valid ones.
+extension LossKind: ExpressibleByArgument {}

@@ -1,0 +1,81 @@
+// The `--json` lines are valid JSON whatever the values: paths are escaped and
+// non-finite numbers are null. Runs the built `mtp` binary as a user would.
+
+import Foundation
+import XCTest
+@testable import mtp
+
+final class JSONOutputTests: XCTestCase {
+    /// The `mtp` executable built beside this test bundle (`.build/<triple>/debug`).
+    private func mtpBinary() throws -> URL {
+        let candidates = [
+            URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("mtp"),
+            Bundle.main.bundleURL.appendingPathComponent("mtp"),
+            URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+                .appendingPathComponent(".build/debug/mtp"),
+        ]
+        guard let found = candidates.first(where: { FileManager.default.isExecutableFile(atPath: $0.path) }) else {
+            throw XCTSkip("no built mtp binary at \(candidates.map(\.path))")
+        }
+        return found
+    }
+
+    /// Runs `mtp arguments`; returns stdout's last line parsed as a JSON object.
+    private func lastJSONLine(_ arguments: [String]) throws -> [String: Any] {
+        let process = Process()
+        process.executableURL = try mtpBinary()
+        process.arguments = arguments
+        let stdout = Pipe()
+        process.standardOutput = stdout
+        process.standardError = FileHandle.nullDevice
+        try process.run()
+        let data = stdout.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        XCTAssertEqual(process.terminationStatus, 0, "mtp \(arguments.joined(separator: " "))")
+        let last = try XCTUnwrap(String(decoding: data, as: UTF8.self).split(separator: "\n").last, "no stdout")
+        let object = try JSONSerialization.jsonObject(with: Data(last.utf8))
+        return try XCTUnwrap(object as? [String: Any], "not a JSON object: \(last)")
+    }
+
+    private func tinyTrain(out: URL, extra: [String] = []) -> [String] {
+        ["train", "--steps", "2", "--eval-every", "1", "--layers", "1", "--hidden", "16", "--heads", "2",
+         "--intermediate", "32", "--documents", "200", "--json", "--out", out.path] + extra
+    }
+
+    private func temporaryFolder(_ name: String) -> URL {
+        FileManager.default.temporaryDirectory.appendingPathComponent("mtp-json-\(UUID().uuidString)").appendingPathComponent(name)
+    }
+
+    func testTrainJSONEscapesTheCheckpointPath() throws {
+        let out = temporaryFolder("run \"quoted\" \\ folder")
+        defer { try? FileManager.default.removeItem(at: out.deletingLastPathComponent()) }
+        let json = try lastJSONLine(tinyTrain(out: out))
+        XCTAssertEqual(json["checkpoint"] as? String, out.appendingPathComponent("checkpoint.safetensors").path)
+        XCTAssertEqual(json["plot"] as? String, out.appendingPathComponent("losses.svg").path)
+        XCTAssertEqual(json["steps"] as? Int, 2)
+        XCTAssertTrue(FileManager.default.fileExists(atPath: out.appendingPathComponent("checkpoint.safetensors").path))
+    }
+
+    func testDivergedTrainingPrintsNullLosses() throws {
+        // A learning rate of 1e30 makes the weights overflow after the first update, so the
+        // final held-out losses are NaN; the line must still parse, with null for them.
+        let out = temporaryFolder("diverged")
+        defer { try? FileManager.default.removeItem(at: out.deletingLastPathComponent()) }
+        let json = try lastJSONLine(tinyTrain(out: out, extra: ["--lr", "1e30", "--warmup", "0"]))
+        XCTAssertTrue(json["main_loss"] is NSNull, "main_loss \(String(describing: json["main_loss"]))")
+        XCTAssertEqual((json["mtp_losses"] as? [Any])?.count, 2)
+        XCTAssertTrue((json["mtp_losses"] as? [Any])?.allSatisfy { $0 is NSNull } ?? false)
+    }
+
+    func testNonFiniteNumbersAreNullAndFloatsRoundTrip() throws {
+        let floats: [Float] = [0.1, 3.2589149, .ulpOfOne, .greatestFiniteMagnitude, 0]
+        let line = try JSONOutput.line(["nan": JSONOutput.number(Double.nan), "inf": JSONOutput.numbers([Float.infinity, -.infinity]),
+                                        "rows": JSONOutput.numbers(floats), "path": "a\"b\\c/d"])
+        let object = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any])
+        XCTAssertTrue(object["nan"] is NSNull)
+        XCTAssertEqual((object["inf"] as? [Any])?.filter { $0 is NSNull }.count, 2)
+        XCTAssertEqual(object["path"] as? String, "a\"b\\c/d")
+        let rows = try XCTUnwrap(object["rows"] as? [NSNumber]).map { Float($0.doubleValue) }
+        XCTAssertEqual(rows, floats)
+    }
+}
