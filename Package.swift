@@ -3,7 +3,7 @@ import PackageDescription
 
 // The module layering (arrows point to what a module imports; nothing imports sideways):
 //   mtp → LossCases, Generation, Training, Pipeline → Data, Model → MTP → NN, Losses → Tensors → CBLAS
-//   mtp → Distributed → Pipeline, CMPI (OpenMPI)
+//   mtp → Distributed → Training, Pipeline, CMPI (OpenMPI)
 
 let package = Package(
     name: "MultiTokenPrediction",
@@ -59,7 +59,8 @@ let package = Package(
         .target(name: "Pipeline", dependencies: ["Tensors", "Losses", "NN", "MTP", "Data", "Model"]),
         .target(
             name: "Distributed",
-            dependencies: ["Tensors", "Pipeline", .target(name: "CMPI", condition: .when(platforms: [.linux]))]
+            dependencies: ["Tensors", "Losses", "NN", "MTP", "Data", "Model", "Training", "Pipeline",
+                           .target(name: "CMPI", condition: .when(platforms: [.linux]))]
         ),
         .target(name: "LossCases", dependencies: ["Tensors", "Losses", "MTP"]),
 
@@ -91,7 +92,7 @@ let package = Package(
         .testTarget(name: "ModelTests", dependencies: ["Model", "MTP", "NN", "Tensors", "TestSupport"]),
         .testTarget(name: "TrainingTests", dependencies: ["Training", "Data", "Model", "MTP", "NN", "TestSupport"]),
         .testTarget(name: "GenerationTests", dependencies: ["Generation", "Training", "Data", "Model", "MTP", "NN", "TestSupport"]),
-        .testTarget(name: "DistributedTests", dependencies: ["Distributed", "mtp"]),
+        .testTarget(name: "DistributedTests", dependencies: ["Distributed", "Tensors", "mtp"]),
         .testTarget(name: "PipelineTests", dependencies: ["Pipeline", "Training", "Data", "Model", "MTP", "NN", "TestSupport"]),
         // Depends on the executable so `mtp` is built before its tests run it as a subprocess.
         .testTarget(name: "CLITests", dependencies: ["mtp"]),

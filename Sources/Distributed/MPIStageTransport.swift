@@ -22,6 +22,8 @@ public final class MPIStageTransport: StageTransport, @unchecked Sendable {
     private var pending: [any PendingSend] = []
     private var early: [StageMessage] = []
     private var failure: PipelineStopped?
+    /// Bytes of the messages this stage has sent so far.
+    public private(set) var bytesSent = 0
 
     private static let activationTag = 1
     private static let gradientTag = 2
@@ -48,6 +50,7 @@ public final class MPIStageTransport: StageTransport, @unchecked Sendable {
         }
         let blob = try SafeTensors.encode(message.tensors, metadata: ["kind": message.kind.rawValue,
                                                                       "microbatch": String(message.microbatch)])
+        bytesSent += blob.count
         pending.append(try communicator.startSend(bytes: [UInt8](blob), to: destination, tag: Self.tag(message.kind)))
         pending = try pending.filter { try !$0.isComplete() }
     }

@@ -32,6 +32,11 @@ public final class Parameter {
     /// Forgets the accumulated gradient.
     public func zeroGrad() { value.zeroGrad() }
 
+    /// Replaces the accumulated gradient (a multi-process reducer's sum), or forgets it with nil.
+    ///
+    /// - Throws: ``Tensors/TensorError`` when the shape differs from the value's.
+    public func setGradient(_ gradient: Tensor?) throws { try value.setGradient(gradient) }
+
     /// The value's shape.
     public var shape: [Int] { value.shape }
 }

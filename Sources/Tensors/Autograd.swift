@@ -77,6 +77,24 @@ extension Tensor {
     /// Forgets the accumulated gradient of this leaf.
     public func zeroGrad() { gradNode?.grad = nil }
 
+    /// Replaces the gradient accumulated in this leaf: how a multi-process reducer writes
+    /// back the sum of the ranks' gradients.
+    ///
+    /// - Parameter gradient: this tensor's shape (any floating-point dtype; stored as this
+    ///   tensor's dtype), or nil to forget the gradient.
+    /// - Throws: ``TensorError`` when this tensor is not a leaf that requires a gradient, or
+    ///   the shape differs.
+    public func setGradient(_ gradient: Tensor?) throws {
+        guard let node = gradNode, node.isLeaf else {
+            throw TensorError.invalidArgument("setGradient on a tensor that is not a leaf requiring a gradient")
+        }
+        guard let gradient else { node.grad = nil; return }
+        guard gradient.shape == shape, gradient.dtype.isFloatingPoint else {
+            throw TensorError.shapeMismatch("setGradient: gradient \(gradient.shape) \(gradient.dtype) for a leaf of shape \(shape)")
+        }
+        node.grad = gradient.detached().cast(to: dtype)
+    }
+
     /// Whether this tensor is a leaf of the graph (created by ``requiringGrad()``).
     public var isLeaf: Bool { gradNode?.isLeaf ?? true }
 

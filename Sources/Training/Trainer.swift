@@ -25,6 +25,8 @@ public final class Trainer {
     private let heldOutBatches: [Batch]
     private let loss: PipelineCausalLMLoss
     private var epochBatches: (epoch: Int, batches: [Batch])?
+    /// How this trainer cooperates with the other ranks of a multi-process run (no-ops by default).
+    public var collectives = TrainingCollectives()
 
     /// - Throws: ``TrainingError`` for invalid options or data.
     public init(options: TrainingOptions, train: [[Int32]], heldOut: [[Int32]]) throws {
@@ -92,7 +94,11 @@ public final class Trainer {
             main += parts.main / Float(accum)
             for (k, d) in parts.depths.enumerated() { depths[k] += d / Float(accum) }
         }
-        let norm = optimizer.gradientNorm()
+        try collectives.synchronizeGradients()
+        var norm = optimizer.gradientNorm()
+        if let reduce = collectives.reduceGradientNormSquare {
+            norm = Float(try reduce(Double(norm) * Double(norm)).squareRoot())
+        }
         let lr = schedule.rate(at: step)
         optimizer.update(learningRate: lr, gradientScale: clippingScale(norm: norm, maxNorm: options.gradientClip))
         let record = StepRecord(step: step + 1, mainLoss: main, depthLosses: depths, learningRate: lr, gradientNorm: norm)
@@ -107,8 +113,10 @@ public final class Trainer {
         defer { model.isTraining = true }
         let d = options.model.mtpDepths
         var ce = [Double](repeating: 0, count: d + 1), hits = ce, counts = ce
+        try collectives.synchronizeState()
+        let shard = collectives.evaluationShard
         try withoutGrad {
-            for b in heldOutBatches {
+            for (i, b) in heldOutBatches.enumerated() where i % shard.count == shard.index {
                 let hidden = try model.trunk(b.inputIds, positions: b.positions, seqIdx: b.seqIdx)
                 var heads = [hidden]
                 if let mtp = model.mtp {
@@ -127,6 +135,12 @@ public final class Trainer {
                     }
                 }
             }
+        }
+        if shard.count > 1 {
+            let sums = try collectives.sumOverRanks(ce + hits + counts)
+            ce = Array(sums[0...d])
+            hits = Array(sums[(d + 1)...(2 * d + 1)])
+            counts = Array(sums[(2 * d + 2)...])
         }
         let mean = zip(ce, counts).map { $1 > 0 ? $0 / $1 : 0 }
         let acc = zip(hits, counts).map { $1 > 0 ? $0 / $1 : 0 }

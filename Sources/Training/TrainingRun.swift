@@ -131,7 +131,9 @@ public struct TrainingRun {
         let start = Date()
         var tokens = 0
         // Created first, so an unwritable folder fails before the steps, not after.
-        if let outputFolder { try FileManager.default.createDirectory(at: outputFolder, withIntermediateDirectories: true) }
+        if let outputFolder, trainer.collectives.isWriter {
+            try FileManager.default.createDirectory(at: outputFolder, withIntermediateDirectories: true)
+        }
         func evaluate() throws { observer(.evaluation(try trainer.evaluate())) }
 
         if trainer.step == 0 { try evaluate() }
@@ -153,7 +155,9 @@ public struct TrainingRun {
     /// Writes the checkpoint and the plot of the trainer's history into the output folder.
     /// - Throws: file-system errors.
     public func writeFiles() throws {
-        guard let outputFolder, let checkpointURL, let plotURL else { return }
+        // Every rank takes part in gathering the state; the writer alone writes it.
+        try trainer.collectives.synchronizeState()
+        guard trainer.collectives.isWriter, let outputFolder, let checkpointURL, let plotURL else { return }
         try FileManager.default.createDirectory(at: outputFolder, withIntermediateDirectories: true)
         try trainer.saveCheckpoint(to: checkpointURL)
         let chart = LossPlot(title: plotTitle, history: trainer.history, evaluations: trainer.evaluations,

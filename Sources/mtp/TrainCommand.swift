@@ -1,4 +1,5 @@
 import ArgumentParser
+import Distributed
 import Foundation
 import Pipeline
 import Tensors
@@ -22,6 +23,11 @@ struct TrainCommand: ParsableCommand {
         runs as M microbatches under a GPipe or 1F1B schedule; the gradients equal the \
         non-pipelined ones, and the summary adds each stage's busy time and the measured bubble \
         beside the ideal (P-1)/(M+P-1).
+
+        Under mpirun the run spans N = D × P processes: `mpirun -np 4 mtp train --data-parallel 2 \
+        --pipeline-stages 2` gives 2 data-parallel replicas of a 2-stage pipeline, one stage per \
+        rank. Every rank must get the same options; rank 0 prints and writes the checkpoint, which \
+        has the single-process layout (resume it under any layout, or without mpirun).
         """)
 
     @Option(help: "Optimizer steps.") var steps: Int?
@@ -50,7 +56,9 @@ struct TrainCommand: ParsableCommand {
     @Option(help: "Continue a run from its checkpoint (bit-exact).") var resume: String?
     @Option(help: "Stop after this step (to resume later).") var stopAt: Int?
     @Flag(help: "Print one JSON object as the last line.") var json = false
-    @Option(help: "Pipeline stages P: train pipeline-parallel on P threads.") var pipelineStages: Int?
+    @Option(help: "Pipeline stages P: train pipeline-parallel on P threads (on P ranks per replica under mpirun).")
+    var pipelineStages: Int?
+    @Option(help: "Data-parallel replicas D (under mpirun; the job has D × P ranks).") var dataParallel: Int?
     @Option(help: "Microbatches M per batch in the pipeline (default P; must divide the batch size).") var microbatches: Int?
     @Option(help: "Pipeline schedule: gpipe or 1f1b (default 1f1b).") var schedule: String?
     @Option(help: "Decoder blocks per stage, e.g. 2,1 (default: balanced, each MTP depth counting as a block of the last stage).")
@@ -59,10 +67,33 @@ struct TrainCommand: ParsableCommand {
     var printSchedule = false
 
     func run() throws {
-        try reportingErrors { try train() }
+        guard ProcessGroup.isDistributed else {
+            return try reportingErrors {
+                if let d = dataParallel, d != 1 {
+                    throw ValidationError("--data-parallel \(d) needs an MPI job with D × P ranks, e.g. mpirun -np \(d) mtp train --data-parallel \(d)")
+                }
+                try train(grid: nil)
+            }
+        }
+        // Under mpirun: a rank that fails prints its error once and ends the whole job, so no
+        // other rank waits forever in a collective.
+        var world: (any Communicator)?
+        do {
+            let w = try ProcessGroup.world()
+            world = w
+            let grid = try ProcessGrid(world: w, layout: ParallelLayout(data: dataParallel ?? 1, pipeline: pipelineStages ?? 1))
+            try train(grid: grid)
+        } catch let exit as ExitCode where exit == .success {
+            return
+        } catch {
+            let message = "\(error)".replacingOccurrences(of: "\n", with: " ")
+            FileHandle.standardError.write(Data("error: rank \(world?.rank ?? -1): \(message)\n".utf8))
+            if let world, world.size > 1 { world.abort(code: 1) }
+            throw ExitCode(1)
+        }
     }
 
-    private func train() throws {
+    private func train(grid: ProcessGrid?) throws {
         var options: TrainingOptions
         if let resume {
             let (_, metadata) = try SafeTensors.read(contentsOf: URL(fileURLWithPath: resume))
@@ -71,7 +102,16 @@ struct TrainCommand: ParsableCommand {
             options = TrainingOptions(model: ModelConfig(vocabularySize: vocab ?? 64))
             apply(&options)
         }
-        let plan = try pipelinePlan(options)
+        if let grid {
+            // Every rank must run the same job: compare what the options and flags make of it.
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = .sortedKeys
+            let fingerprint = try encoder.encode(options) + Data("\(CommandLine.arguments.dropFirst())".utf8)
+            guard try grid.world.allAgree(on: [UInt8](fingerprint)) else {
+                throw ValidationError("the ranks were started with different options; every rank of an mpirun job needs the same arguments")
+            }
+        }
+        let plan = try pipelinePlan(options, distributed: grid != nil)
         if printSchedule {
             guard let plan else { throw ValidationError("--print-schedule needs --pipeline-stages P") }
             print(plan.schedule)
@@ -81,16 +121,34 @@ struct TrainCommand: ParsableCommand {
         }
         let data = try loadData(options: &options)
         let trainer = try Trainer(options: options, train: data.train, heldOut: data.heldOut)
-        let pipeline = try plan.map {
-            try CausalLMPipeline(model: trainer.model, lossFunction: options.lossFunction(),
-                                 schedule: $0.schedule, partition: $0.partition)
-        }
+        let pipeline = try plan.map { p -> CausalLMPipeline? in
+            guard grid == nil else { return nil }
+            return try CausalLMPipeline(model: trainer.model, lossFunction: options.lossFunction(),
+                                        schedule: p.schedule, partition: p.partition)
+        } ?? nil
         if let pipeline { BLAS.shareThreads(among: pipeline.schedule.stages) }
         if let resume { try trainer.loadCheckpoint(from: URL(fileURLWithPath: resume)) }
         var training = TrainingRun(trainer: trainer, outputFolder: URL(fileURLWithPath: out), floors: data.floors, stopAt: stopAt)
         training.plotTitle = "mtp train: " + training.plotTitle
+        var driver: DistributedTraining? = nil
+        if let grid {
+            // Ranks on one host share its cores: each gets its share of BLAS threads.
+            let local = Int(ProcessInfo.processInfo.environment["OMPI_COMM_WORLD_LOCAL_SIZE"] ?? "") ?? grid.world.size
+            _ = BLAS.shareThreads(among: local)
+            let d = try DistributedTraining(trainer: trainer, grid: grid, microbatches: plan?.schedule.microbatches ?? 1,
+                                            scheduleKind: plan.flatMap { PipelineScheduleKind(rawValue: $0.schedule.name) } ?? .oneForwardOneBackward,
+                                            partition: plan?.partition)
+            d.install()
+            training.accumulate = { try d.accumulate($0) }
+            driver = d
+        }
+        let isWriter = grid?.world.rank ?? 0 == 0
 
         let floors = data.floors
+        func log(_ s: String) { if isWriter { self.log(s) } }
+        if let grid {
+            log("mpi: \(grid.world.size) ranks, \(grid.layout.data) data-parallel × \(grid.layout.pipeline) pipeline stages")
+        }
         log("mtp train: \(trainer.model.parameterCount) parameters, \(options.model.layers) layers, H=\(options.model.hiddenSize), "
             + "D=\(options.model.mtpDepths), loss \(options.loss.rawValue), \(data.train.count)/\(data.heldOut.count) train/held-out "
             + "documents, \(Parallel.width) cores")
@@ -111,16 +169,32 @@ struct TrainCommand: ParsableCommand {
         }
         var lastDrawn = Date.distantPast
         let summary = try training.run { event in
-            guard case .step(let p) = event else { return }
+            guard isWriter, case .step(let p) = event else { return }
             let now = Date()
             guard now.timeIntervalSince(lastDrawn) > 0.2 || p.record.step == p.lastStep else { return }
             lastDrawn = now
             drawProgress(p)
         }
+        guard isWriter else { return }
         FileHandle.standardError.write(Data("\n".utf8))
         printSummary(summary, floors: floors)
-        if let pipeline, let timing { printPipelineSummary(pipeline, timing) }
-        if json { try printJSON(summary, floors: floors, pipeline: pipeline.map { ($0, timing) }) }
+        typealias Stages = (schedule: PipelineSchedule, partition: PipelinePartition, timing: PipelineTiming?)
+        let stages: Stages? = pipeline.map { Stages($0.schedule, $0.partition, timing) }
+            ?? driver.flatMap { $0.grid.layout.pipeline > 1 ? Stages($0.schedule, $0.partition, $0.timing) : nil }
+        if let stages, let t = stages.timing { printPipelineSummary(stages.schedule, stages.partition, t) }
+        if let driver { printTraffic(driver) }
+        if json {
+            try printJSON(summary, floors: floors, pipeline: stages, layout: grid?.layout ?? ParallelLayout(),
+                          ranks: grid?.world.size ?? 1, traffic: driver?.traffic)
+        }
+    }
+
+    private func printTraffic(_ d: DistributedTraining) {
+        let t = d.traffic, steps = Swift.max(t.steps, 1)
+        let parameterBytes = 4 * d.trainer.model.parameterCount, n = Double(d.grid.layout.data)
+        print(String(format: "traffic    rank 0 per step: all-reduce %d bytes (ring ideal 2(D-1)/D × %d = %.0f bytes sent), pipeline %d bytes",
+                     t.allReduceBytes / steps, parameterBytes, 2 * (n - 1) / n * Double(t.allReduceBytes / steps),
+                     t.pipelineBytes / steps))
     }
 
     private func drawProgress(_ p: TrainingProgress) {
@@ -132,7 +206,8 @@ struct TrainCommand: ParsableCommand {
     }
 
     private func printJSON(_ s: TrainingSummary, floors: TargetMeans?,
-                           pipeline: (pipeline: CausalLMPipeline, timing: PipelineTiming?)?) throws {
+                           pipeline: (schedule: PipelineSchedule, partition: PipelinePartition, timing: PipelineTiming?)?,
+                           layout: ParallelLayout, ranks: Int, traffic: DistributedTraining.Traffic?) throws {
         let e = s.evaluation
         var object: [String: Any] = [
             "main_loss": JSONOutput.number(e.mainLoss), "mtp_losses": JSONOutput.numbers(e.depthLosses),
@@ -141,11 +216,18 @@ struct TrainCommand: ParsableCommand {
             "main_accuracy": JSONOutput.number(e.mainAccuracy), "mtp_accuracies": JSONOutput.numbers(e.depthAccuracies),
             "tokens_per_second": JSONOutput.number(s.tokensPerSecond), "seconds": JSONOutput.number(s.seconds),
             "steps": s.steps, "checkpoint": s.checkpoint?.path ?? NSNull(), "plot": s.plot?.path ?? NSNull(),
+            "ranks": ranks,
+            "layout": ["data": layout.data, "pipeline": layout.pipeline, "tensor": layout.tensor, "context": layout.context],
         ]
-        if let (pipeline, timing) = pipeline, let t = timing {
+        if let traffic {
+            let steps = Swift.max(traffic.steps, 1)
+            object["traffic_per_step"] = ["all_reduce_bytes": traffic.allReduceBytes / steps,
+                                          "pipeline_bytes": traffic.pipelineBytes / steps]
+        }
+        if let (schedule, partition, timing) = pipeline, let t = timing {
             object["pipeline"] = [
-                "stages": t.stages, "microbatches": t.microbatches, "schedule": pipeline.schedule.name,
-                "stage_layers": pipeline.partition.layerCounts, "busy_seconds": JSONOutput.numbers(t.busySeconds),
+                "stages": t.stages, "microbatches": t.microbatches, "schedule": schedule.name,
+                "stage_layers": partition.layerCounts, "busy_seconds": JSONOutput.numbers(t.busySeconds),
                 "wall_seconds": JSONOutput.number(t.wallSeconds), "bubble": JSONOutput.number(t.bubbleFraction),
                 "ideal_bubble": JSONOutput.number(t.idealBubbleFraction),
             ] as [String: Any]
@@ -154,7 +236,8 @@ struct TrainCommand: ParsableCommand {
     }
 
     /// The schedule and stage split the pipeline flags ask for; nil without --pipeline-stages.
-    private func pipelinePlan(_ options: TrainingOptions) throws -> (schedule: PipelineSchedule, partition: PipelinePartition)? {
+    private func pipelinePlan(_ options: TrainingOptions, distributed: Bool) throws
+        -> (schedule: PipelineSchedule, partition: PipelinePartition)? {
         guard let p = pipelineStages else {
             if microbatches != nil || schedule != nil || stageLayers != nil {
                 throw ValidationError("--microbatches, --schedule and --stage-layers need --pipeline-stages P")
@@ -163,8 +246,11 @@ struct TrainCommand: ParsableCommand {
         }
         guard p >= 1 else { throw ValidationError("--pipeline-stages must be at least 1, got \(p)") }
         let m = microbatches ?? p
-        guard m >= 1, options.batchSize % m == 0 else {
-            throw ValidationError("--microbatches \(m) must be positive and divide the batch size \(options.batchSize)")
+        // Under mpirun each data-parallel replica cuts its share of the batch into M microbatches.
+        let rows = distributed ? options.batchSize / Swift.max(1, dataParallel ?? 1) : options.batchSize
+        guard m >= 1, rows % m == 0 else {
+            throw ValidationError("--microbatches \(m) must be positive and divide the \(rows) rows of "
+                + (distributed ? "each replica's share of the batch" : "the batch size"))
         }
         let name = schedule ?? PipelineScheduleKind.oneForwardOneBackward.rawValue
         guard let kind = PipelineScheduleKind(rawValue: name) else {
@@ -183,8 +269,8 @@ struct TrainCommand: ParsableCommand {
         return (try PipelineSchedule(kind: kind, stages: p, microbatches: m), partition)
     }
 
-    private func printPipelineSummary(_ pipeline: CausalLMPipeline, _ t: PipelineTiming) {
-        print("\npipeline   P=\(t.stages) (blocks \(pipeline.partition)), M=\(t.microbatches), schedule \(pipeline.schedule.name)")
+    private func printPipelineSummary(_ schedule: PipelineSchedule, _ partition: PipelinePartition, _ t: PipelineTiming) {
+        print("\npipeline   P=\(t.stages) (blocks \(partition)), M=\(t.microbatches), schedule \(schedule.name)")
         for (s, busy) in t.busySeconds.enumerated() {
             print(String(format: "stage %-4d busy %8.3f s  (%5.1f%% of %.3f s in pipeline steps)",
                          s, busy, 100 * busy / Swift.max(t.wallSeconds, 1e-9), t.wallSeconds))

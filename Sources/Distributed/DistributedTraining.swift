@@ -1,0 +1,196 @@
+// Training across the ranks of a (data, pipeline) grid, on the Trainer and the
+// pipeline stage of the single-process code.
+//
+// One optimizer step on rank (d, p), batch B rows, D replicas, P stages, M microbatches:
+//   1. every rank draws the same global batch (a pure function of seed and step) and
+//      counts its targets per loss term (N, N_k): the normalisation of the whole batch;
+//   2. replica d takes rows [d·B/D, (d+1)·B/D) and runs stage p of the schedule over
+//      them cut into M microbatches, each loss term divided by the *global* count, so the
+//      D replicas' losses add up to the batch loss exactly (MTP/Pipeline normalisation);
+//      activations and their gradients cross ranks through MPIStageTransport;
+//   3. the gradients of the parameters this stage owns are summed over the D replicas
+//      (bucketed all-reduce, fewer and larger messages) — the batch gradient;
+//   4. Σ g² of each stage's parameters is summed over the P stages for clipping, and every
+//      rank applies the same AdamW step (a rank's copies of other stages' parameters
+//      drift and are never read: each stage reads only its own).
+// Before an evaluation or a checkpoint, each stage broadcasts its parameters and AdamW
+// moments to its replica's other stages, so every rank holds the whole current state;
+// held-out batches are then shared over all N ranks and their sums reduced; rank 0 writes.
+
+import Data
+import Foundation
+import Losses
+import Model
+import MTP
+import NN
+import Pipeline
+import Tensors
+import Training
+
+/// The multi-process driver of a ``Training/Trainer``: install it, then run a
+/// ``Training/TrainingRun`` with ``accumulate(_:)`` as its `accumulate` closure.
+public final class DistributedTraining: @unchecked Sendable {
+    // Used by the one thread that runs the training loop.
+    /// This rank's communicators.
+    public let grid: ProcessGrid
+    /// The trainer every rank runs (same options, same seed).
+    public let trainer: Trainer
+    /// The pipeline schedule (P stages, M microbatches per replica's share).
+    public let schedule: PipelineSchedule
+    /// The blocks of each stage.
+    public let partition: PipelinePartition
+    private let stageRunner: CausalLMStage
+    private let owned: [(name: String, parameter: Parameter)]
+    private let transport: any StageTransport
+    private let lossFunction: any TokenLoss
+    /// Elements per gradient all-reduce message (4 MiB of Float32).
+    public var bucketElements = 1 << 20
+    /// What this rank handed to the engine, summed over the steps so far.
+    public private(set) var traffic = Traffic()
+    /// The pipeline's timing summed over the steps so far (stage busy seconds gathered from every stage).
+    public private(set) var timing: PipelineTiming?
+
+    /// Bytes this rank gave the communication engine.
+    public struct Traffic: Sendable, Equatable {
+        /// Gradient bytes entering all-reduces over the data group.
+        public var allReduceBytes = 0
+        /// Activation and activation-gradient bytes sent to neighbouring stages.
+        public var pipelineBytes = 0
+        /// Optimizer steps counted.
+        public var steps = 0
+    }
+
+    /// A driver for `trainer` on this rank of `grid`.
+    ///
+    /// - Parameters:
+    ///   - microbatches: M per replica share (must divide B / D).
+    ///   - scheduleKind: GPipe or 1F1B.
+    ///   - partition: the blocks per stage; nil balances them.
+    /// - Throws: ``DistributedError`` when the batch does not split over the replicas and
+    ///   microbatches; ``Pipeline/PipelineError`` for a partition that does not fit.
+    public init(trainer: Trainer, grid: ProcessGrid, microbatches: Int, scheduleKind: PipelineScheduleKind = .oneForwardOneBackward,
+                partition: PipelinePartition? = nil) throws {
+        let options = trainer.options, layout = grid.layout
+        guard options.batchSize % layout.data == 0 else {
+            throw DistributedError("--batch-size \(options.batchSize) does not split over --data-parallel \(layout.data) replicas")
+        }
+        let share = options.batchSize / layout.data
+        guard microbatches >= 1, share % microbatches == 0 else {
+            throw DistributedError("--microbatches \(microbatches) must be positive and divide the \(share) rows of each replica "
+                + "(--batch-size \(options.batchSize) / --data-parallel \(layout.data))")
+        }
+        self.trainer = trainer
+        self.grid = grid
+        schedule = try PipelineSchedule(kind: scheduleKind, stages: layout.pipeline, microbatches: microbatches)
+        let model = trainer.model
+        self.partition = try partition ?? .balanced(layers: model.layers.count, stages: layout.pipeline,
+                                                    mtpDepths: options.model.mtpDepths)
+        lossFunction = options.lossFunction()
+        stageRunner = try CausalLMStage(model: model, partition: self.partition, stage: grid.stage, lossFunction: lossFunction)
+        owned = stageRunner.ownedParameters
+        transport = layout.pipeline > 1 ? MPIStageTransport(communicator: grid.pipelineGroup)
+                                        : InProcessTransport.connecting(stages: 1)[0]
+    }
+
+    /// Sets the trainer's collectives to this grid's (call once, before training).
+    public func install() {
+        var c = TrainingCollectives()
+        c.isWriter = grid.world.rank == 0
+        c.synchronizeGradients = { [unowned self] in try self.sumGradientsOverReplicas() }
+        if grid.layout.pipeline > 1 {
+            c.reduceGradientNormSquare = { [unowned self] in try self.grid.pipelineGroup.allReduceSum([$0])[0] }
+            c.synchronizeState = { [unowned self] in try self.shareStagesState() }
+        }
+        c.evaluationShard = (grid.world.rank, grid.world.size)
+        c.sumOverRanks = { [unowned self] in try self.grid.world.allReduceSum($0) }
+        trainer.collectives = c
+    }
+
+    /// One micro-step on this rank (``Training/TrainingRun/Accumulate``): this replica's share
+    /// of `batch` through this stage, gradients scaled by 1 / accumulation steps. Returns the
+    /// whole batch's main and per-depth losses, the same on every rank.
+    public func accumulate(_ batch: Batch) throws -> (main: Float, depths: [Float]) {
+        let layout = grid.layout, depths = trainer.options.model.mtpDepths
+        let share = batch.rows / layout.data
+        let mine = try batch.sliced(rows: (grid.replica * share)..<((grid.replica + 1) * share))
+        let counts = try TargetCounts(labels: batch.labels, seqIdx: batch.seqIdx, depths: depths,
+                                      lossIgnoreIndex: lossFunction.ignoreIndex)
+        let start = DispatchTime.now().uptimeNanoseconds
+        let report = try stageRunner.run(schedule: schedule, microbatches: try mine.microbatches(schedule.microbatches),
+                                         counts: counts, transport: transport,
+                                         gradientScale: 1 / Float(trainer.options.gradientAccumulation))
+        if let mpi = transport as? MPIStageTransport {
+            try mpi.flush()
+            traffic.pipelineBytes = mpi.bytesSent
+        }
+        let wall = Double(DispatchTime.now().uptimeNanoseconds - start) * 1e-9
+        // The last stage of each replica holds its share's losses: sum over replicas, then
+        // every stage of a replica takes them from its last stage.
+        var values = [report.mainLoss ?? 0] + (report.depthLosses ?? []) + [Float](repeating: 0, count: depths)
+        values = Array(values.prefix(1 + depths))
+        try grid.dataGroup.allReduce(&values, .sum)
+        try grid.pipelineGroup.broadcast(&values, root: layout.pipeline - 1)
+        var busy = [Float(report.busySeconds)], longest = [Float(wall)]
+        let stagesBusy = try grid.pipelineGroup.allGather(busy)
+        try grid.pipelineGroup.allReduce(&longest, .max)
+        busy = stagesBusy
+        let step = PipelineTiming(wallSeconds: Double(longest[0]), busySeconds: busy.map { Double($0) },
+                                  microbatches: schedule.microbatches)
+        timing = timing.map { $0 + step } ?? step
+        return (values[0], Array(values.dropFirst()))
+    }
+
+    /// Replaces each owned gradient by its sum over the replicas, in buckets of about
+    /// ``bucketElements`` (whole parameters; one larger than a bucket travels alone).
+    private func sumGradientsOverReplicas() throws {
+        traffic.steps += 1
+        guard grid.layout.data > 1 else { return }
+        var bucket: [Float] = []
+        var members: [Parameter] = []
+        func flush() throws {
+            guard !members.isEmpty else { return }
+            try grid.dataGroup.allReduce(&bucket, .sum)
+            traffic.allReduceBytes += 4 * bucket.count
+            var offset = 0
+            for p in members {
+                let n = p.value.count
+                try p.setGradient(try Tensor(Array(bucket[offset..<(offset + n)]), shape: p.shape))
+                offset += n
+            }
+            bucket.removeAll(keepingCapacity: true)
+            members.removeAll(keepingCapacity: true)
+        }
+        for (_, p) in owned {
+            if let g = p.grad { bucket += g.floats } else { bucket += [Float](repeating: 0, count: p.value.count) }
+            members.append(p)
+            if bucket.count >= bucketElements { try flush() }
+        }
+        try flush()
+    }
+
+    /// Every stage broadcasts its parameters and AdamW moments to the other stages of its
+    /// replica; afterwards each rank holds the whole current model and optimizer state.
+    private func shareStagesState() throws {
+        let optimizer = trainer.optimizer
+        var state = try optimizer.stateTensors()
+        for (name, p) in trainer.model.namedParameters() { state[name] = p.value }
+        let mine = try SafeTensors.encode(stateTensors(of: owned, from: state))
+        var merged: [String: Tensor] = [:]
+        for s in 0..<grid.layout.pipeline {
+            var bytes = s == grid.stage ? [UInt8](mine) : []
+            try grid.pipelineGroup.broadcast(bytes: &bytes, root: s)
+            for (k, v) in try SafeTensors.read(from: Data(bytes)).tensors { merged[k] = v }
+        }
+        try trainer.model.loadParameters(merged)
+        try optimizer.load(stateTensors: merged, step: optimizer.step)
+    }
+
+    /// The named parameters' values and their two moment tensors.
+    private func stateTensors(of parameters: [(name: String, parameter: Parameter)], from all: [String: Tensor]) -> [String: Tensor] {
+        var out: [String: Tensor] = [:]
+        for (name, _) in parameters {
+            for key in [name, "optimizer.exp_avg.\(name)", "optimizer.exp_avg_sq.\(name)"] { out[key] = all[key] }
+        }
+        return out
+    }
+}

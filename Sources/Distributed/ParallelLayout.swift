@@ -1,0 +1,104 @@
+// How the N ranks of a job are arranged: a (data, pipeline) grid, N = D × P (tensor
+// and context parallelism extend it later; they are 1 here).
+//
+// Rank r sits at pipeline stage p = r mod P of data replica d = r / P, so the P stages of
+// a replica are neighbouring ranks (on a cluster, `mpirun` fills hosts in rank order: a
+// replica's activations then stay on one host where it fits, and only the gradient
+// all-reduce crosses hosts).
+//
+//   D = 2, P = 2:   rank 0 (d0, p0)  rank 1 (d0, p1)     pipeline groups {0, 1}, {2, 3}
+//                   rank 2 (d1, p0)  rank 3 (d1, p1)     data groups     {0, 2}, {1, 3}
+
+/// The parallel dimensions of a run.
+public struct ParallelLayout: Codable, Equatable, Sendable {
+    /// Data-parallel replicas D.
+    public var data: Int
+    /// Pipeline stages P.
+    public var pipeline: Int
+    /// Vocabulary-parallel ranks T (1: not yet supported across processes).
+    public var tensor: Int
+    /// Context-parallel ranks C (1: not yet supported across processes).
+    public var context: Int
+
+    /// A layout of D replicas of P stages.
+    public init(data: Int = 1, pipeline: Int = 1, tensor: Int = 1, context: Int = 1) {
+        self.data = data
+        self.pipeline = pipeline
+        self.tensor = tensor
+        self.context = context
+    }
+
+    /// N = D × P × T × C.
+    public var ranks: Int { data * pipeline * tensor * context }
+
+    /// The replica and stage of `rank`.
+    public func coordinates(of rank: Int) -> (data: Int, pipeline: Int) { (rank / pipeline, rank % pipeline) }
+
+    /// Throws unless every dimension is positive and their product is the job's rank count.
+    ///
+    /// - Throws: ``DistributedError`` naming the numbers.
+    public func validate(ranks n: Int) throws {
+        for (name, v) in [("data-parallel", data), ("pipeline-stages", pipeline), ("tensor-parallel", tensor),
+                          ("context-parallel", context)] where v < 1 || v > 1 << 20 {
+            throw DistributedError("--\(name) must be in 1...\(1 << 20), got \(v)")
+        }
+        guard tensor == 1, context == 1 else {
+            throw DistributedError("tensor and context parallelism across processes are not implemented yet (got T = \(tensor), C = \(context))")
+        }
+        guard data * pipeline == n else {
+            throw DistributedError("the job has \(n) ranks but --data-parallel \(data) × --pipeline-stages \(pipeline) = \(data * pipeline)")
+        }
+    }
+}
+
+/// The communicators of one rank in a ``ParallelLayout``.
+public final class ProcessGrid: @unchecked Sendable {
+    // Immutable after init.
+    /// Every rank of the job.
+    public let world: any Communicator
+    /// The layout.
+    public let layout: ParallelLayout
+    /// The ranks of this rank's replica, one per stage, in stage order.
+    public let pipelineGroup: any Communicator
+    /// The ranks that run this rank's stage, one per replica, in replica order.
+    public let dataGroup: any Communicator
+
+    /// Splits `world` by `layout` (every rank must call this).
+    ///
+    /// - Throws: ``DistributedError`` when the layout does not fit the world.
+    public init(world: any Communicator, layout: ParallelLayout) throws {
+        try layout.validate(ranks: world.size)
+        self.world = world
+        self.layout = layout
+        let (d, p) = layout.coordinates(of: world.rank)
+        pipelineGroup = try world.split(color: d, key: p)
+        dataGroup = try world.split(color: p, key: d)
+    }
+
+    /// This rank's replica d.
+    public var replica: Int { dataGroup.rank }
+    /// This rank's stage p.
+    public var stage: Int { pipelineGroup.rank }
+}
+
+extension Communicator {
+    /// Sums Doubles over the group in full precision and in rank order, so every rank gets
+    /// the same bits: the values travel bit for bit (each Double as two Float-sized words of
+    /// an all-gather, no arithmetic on the way) and each rank adds them up itself.
+    public func allReduceSum(_ values: [Double]) throws -> [Double] {
+        var words = [Float](repeating: 0, count: 2 * values.count)
+        for (i, x) in values.enumerated() {
+            words[2 * i] = Float(bitPattern: UInt32(truncatingIfNeeded: x.bitPattern))
+            words[2 * i + 1] = Float(bitPattern: UInt32(truncatingIfNeeded: x.bitPattern >> 32))
+        }
+        let all = try allGather(words)
+        var sums = [Double](repeating: 0, count: values.count)
+        for r in 0..<size {
+            for i in values.indices {
+                let low = UInt64(all[r * words.count + 2 * i].bitPattern), high = UInt64(all[r * words.count + 2 * i + 1].bitPattern)
+                sums[i] += Double(bitPattern: high << 32 | low)
+            }
+        }
+        return sums
+    }
+}
