@@ -1,6 +1,8 @@
 import ArgumentParser
 import Distributed
 import Foundation
+import Model
+import Training
 
 /// `mtp bench comm`: the collectives of the process group, timed by message size.
 struct BenchCommCommand: ParsableCommand {
@@ -20,6 +22,10 @@ struct BenchCommCommand: ParsableCommand {
     @Flag(help: "Print every rank's results of each collective on rank-dependent input (one JSON line per rank), then exit.")
     var dumpCollectives = false
 
+    @Option(help: "Training steps of the default model measured per layout (0 skips the training traffic).")
+    var modelSteps = 5
+    @Option(help: "Microbatches per replica in the pipeline layout.") var microbatches = 4
+
     func run() throws {
         try reportingErrors {
             let world = try ProcessGroup.world()
@@ -31,34 +37,55 @@ struct BenchCommCommand: ParsableCommand {
                 return n
             }
             guard repeats > 0, repeats <= 10_000 else { throw ValidationError("--repeats must be in 1...10000, got \(repeats)") }
-            var rows: [[String: Any]] = []
-            for n in counts {
-                var buffer = [Float](repeating: 1, count: n)
-                try world.allReduce(&buffer, .sum)
-                var times: [Double] = []
-                for _ in 0..<repeats {
-                    try world.barrier()
-                    let start = DispatchTime.now().uptimeNanoseconds
-                    try world.allReduce(&buffer, .sum)
-                    times.append(Double(DispatchTime.now().uptimeNanoseconds - start) * 1e-9)
-                }
-                var slowest = times
-                try world.allReduce(&slowest.asFloats, .max)
-                let median = slowest.sorted()[slowest.count / 2]
-                let ranks = Double(world.size), bytes = Double(4 * n)
-                let bus = ranks > 1 ? 2 * (ranks - 1) / ranks * bytes / median : 0
-                rows.append(["elements": n, "bytes": 4 * n, "seconds": median, "bus_gbps": bus / 1e9])
-                if world.rank == 0 && !json {
-                    print(String(format: "all-reduce %9d floats (%9d bytes): median %.6f s, bus bandwidth %.3f GB/s",
-                                 n, 4 * n, median, bus / 1e9))
+            guard modelSteps >= 0, modelSteps <= 1000 else { throw ValidationError("--model-steps must be in 0...1000, got \(modelSteps)") }
+            let samples = try CommunicationBenchmark.allReduce(world, sizes: counts, repeats: repeats)
+            var traffic: [CommunicationBenchmark.TrainingTraffic] = []
+            if modelSteps > 0 && world.size > 1 {
+                let options = TrainingOptions(model: ModelConfig(vocabularySize: 64))
+                for layout in [ParallelLayout(data: world.size), ParallelLayout(pipeline: world.size)] {
+                    traffic.append(try CommunicationBenchmark.trainingTraffic(world, layout: layout, options: options, documents: 2000,
+                                                                              steps: modelSteps, microbatches: microbatches))
                 }
             }
-            if world.rank == 0 && json {
-                let object: [String: Any] = ["ranks": world.size, "all_reduce": rows]
-                let data = try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])
-                print(String(decoding: data, as: UTF8.self))
+            guard world.rank == 0 else { return }
+            if json { return try printJSON(world.size, samples, traffic) }
+            for s in samples {
+                print(String(format: "all-reduce %9d floats (%9d bytes): median %.6f s, bus bandwidth %.3f GB/s",
+                             s.elements, 4 * s.elements, s.seconds, s.busBytesPerSecond / 1e9))
+            }
+            for t in traffic {
+                let written = t.writtenBytes.map(String.init) ?? "n/a"
+                print("default model, D=\(t.layout.data) P=\(t.layout.pipeline), rank 0 per step: all-reduce payload \(t.allReducePayloadBytes) B "
+                    + "(ring ideal sent \(Int(t.ringIdealBytes)) B of \(t.parameterBytes) B parameters), pipeline payload "
+                    + "\(t.pipelinePayloadBytes) B, written by the process \(written) B")
+                if let timing = t.timing, t.layout.pipeline > 1 {
+                    print(String(format: "  pipeline bubble measured %.3f, ideal (P-1)/(M+P-1) %.3f", timing.bubbleFraction,
+                                 timing.idealBubbleFraction))
+                }
             }
         }
+    }
+
+    private func printJSON(_ ranks: Int, _ samples: [CommunicationBenchmark.AllReduceSample],
+                           _ traffic: [CommunicationBenchmark.TrainingTraffic]) throws {
+        let rows: [[String: Any]] = samples.map {
+            ["elements": $0.elements, "bytes": 4 * $0.elements, "seconds": JSONOutput.number($0.seconds),
+             "bus_gbps": JSONOutput.number($0.busBytesPerSecond / 1e9)]
+        }
+        let model: [[String: Any]] = traffic.map { t in
+            var row: [String: Any] = [
+                "layout": ["data": t.layout.data, "pipeline": t.layout.pipeline], "steps": t.steps,
+                "parameter_bytes": t.parameterBytes, "all_reduce_payload_bytes": t.allReducePayloadBytes,
+                "ring_ideal_bytes": JSONOutput.number(t.ringIdealBytes), "pipeline_payload_bytes": t.pipelinePayloadBytes,
+                "written_bytes": t.writtenBytes ?? NSNull(),
+            ]
+            if let timing = t.timing, t.layout.pipeline > 1 {
+                row["bubble"] = JSONOutput.number(timing.bubbleFraction)
+                row["ideal_bubble"] = JSONOutput.number(timing.idealBubbleFraction)
+            }
+            return row
+        }
+        try JSONOutput.print(["ranks": ranks, "all_reduce": rows, "default_model_per_step": model])
     }
 
     /// Rank r's input is x[i] = 10·r + i (i < 4): the output is checked by the caller.
@@ -97,13 +124,5 @@ struct BenchCommCommand: ParsableCommand {
         ]
         let data = try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])
         print(String(decoding: data, as: UTF8.self))
-    }
-}
-
-private extension Array where Element == Double {
-    /// The values as Floats and back, for a reduction over ranks of timings.
-    var asFloats: [Float] {
-        get { map { Float($0) } }
-        set { self = newValue.map { Double($0) } }
     }
 }

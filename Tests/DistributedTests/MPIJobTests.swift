@@ -44,7 +44,7 @@ final class MPIJobTests: XCTestCase {
 
     func testBandwidthReportIsValidJSON() throws {
         try MPIJob.requireMPI()
-        let result = try MPIJob.run(ranks: 2, arguments: ["bench", "comm", "--sizes", "16,4096", "--repeats", "3", "--json"],
+        let result = try MPIJob.run(ranks: 2, arguments: ["bench", "comm", "--sizes", "16,4096", "--repeats", "3", "--model-steps", "0", "--json"],
                                     timeout: 120)
         XCTAssertEqual(result.status, 0, result.output)
         let last = result.stdout.split(separator: "\n").last.map(String.init) ?? ""
