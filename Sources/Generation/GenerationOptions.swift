@@ -80,13 +80,3 @@ public struct GenerationResult: Sendable, Equatable {
     /// How they were obtained (forwards, drafts, acceptance, wall time).
     public var statistics: GenerationStatistics
 }
-
-/// An error in generation input (prompt, options), naming the offending value.
-public struct GenerationError: Error, CustomStringConvertible, Equatable {
-    /// What was wrong, with the value.
-    public let message: String
-    /// An error carrying `message`.
-    public init(_ message: String) { self.message = message }
-    /// The message.
-    public var description: String { message }
-}

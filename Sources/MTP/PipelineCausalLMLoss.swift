@@ -1,62 +1,8 @@
-// PipelineCausalLMLoss and MTPLossConfig (SPEC §4): the last pipeline stage's
-// loss, which adds the MTP term when the model emits per-depth outputs.
+// PipelineCausalLMLoss (SPEC §4): the last pipeline stage's loss, which adds the MTP
+// term when the model emits per-depth outputs.
 
 import Losses
 import Tensors
-
-/// A model's output as a record (the seed's `CausalLMOutput` with MTP fields).
-public struct CausalLMOutput {
-    /// Main-head logits `[B, S, V]`.
-    public var logits: Tensor?
-    /// Final hidden states `[B, S, H]` (used by a fused loss).
-    public var hiddenStates: Tensor?
-    /// Per-depth MTP hidden states.
-    public var perDepthHidden: [Tensor]?
-    /// Per-depth MTP logits.
-    public var perDepthLogits: [Tensor]?
-    /// The model's MTP loss coefficient for this output, if it reports one.
-    public var mtpLossScalingFactor: Float?
-
-    /// A record with the given fields (all optional).
-    public init(logits: Tensor? = nil, hiddenStates: Tensor? = nil, perDepthHidden: [Tensor]? = nil,
-                perDepthLogits: [Tensor]? = nil, mtpLossScalingFactor: Float? = nil) {
-        self.logits = logits
-        self.hiddenStates = hiddenStates
-        self.perDepthHidden = perDepthHidden
-        self.perDepthLogits = perDepthLogits
-        self.mtpLossScalingFactor = mtpLossScalingFactor
-    }
-}
-
-/// What the last pipeline stage hands to its loss.
-public enum PipelineOutput {
-    /// `(first, *rest)`: `first` is logits (logits loss) or final hidden states (fused loss);
-    /// `rest` are the per-depth MTP outputs, optionally followed by this microbatch's
-    /// `seqIdx` as an Int32 `[B, S]` tail.
-    case tuple(first: Tensor, rest: [Tensor])
-    /// A model-output record.
-    case record(CausalLMOutput)
-    /// A bare tensor: hidden states for a fused loss, logits otherwise; no MTP.
-    case tensor(Tensor)
-
-    /// The tuple form from an array of elements (at least one).
-    ///
-    /// - Throws: ``MTPError`` for an empty tuple.
-    public static func tuple(_ elements: [Tensor]) throws -> PipelineOutput {
-        guard let first = elements.first else { throw MTPError.missingTensor("pipeline output tuple is empty") }
-        return .tuple(first: first, rest: Array(elements.dropFirst()))
-    }
-
-    /// Splits a trailing per-microbatch `seqIdx` off a tuple (the seed's
-    /// `_extract_seq_idx_tail`): the last element is the tail exactly when it is an
-    /// Int32 rank-2 tensor — dtype alone discriminates (an Int64 one stays an MTP output).
-    public func extractingSeqIdxTail() -> (seqIdx: Tensor?, output: PipelineOutput) {
-        guard case .tuple(let first, var rest) = self, let last = rest.last,
-              last.dtype == .int32, last.rank == 2 else { return (nil, self) }
-        rest.removeLast()
-        return (last, .tuple(first: first, rest: rest))
-    }
-}
 
 /// One ``PipelineCausalLMLoss`` call's result: the loss and the values of its parts.
 public struct PipelineLossOutput {
@@ -144,27 +90,5 @@ public final class PipelineCausalLMLoss {
             loss = try loss + mtp.loss
         }
         return PipelineLossOutput(loss: loss, main: mainValue, perDepth: perDepthValues)
-    }
-}
-
-/// Typed configuration of the MTP auxiliary loss (the seed's `MTPLossConfig`).
-/// `scalingFactor == nil` keeps the model's value.
-public struct MTPLossConfig: Sendable, Equatable {
-    /// The MTP coefficient; nil keeps the model's.
-    public var scalingFactor: Float?
-    /// The label written where an MTP depth has no target.
-    public var ignoreIndex: Int
-
-    /// A config with the seed's defaults (keep the model's factor, ignore index −100).
-    public init(scalingFactor: Float? = nil, ignoreIndex: Int = -100) {
-        self.scalingFactor = scalingFactor
-        self.ignoreIndex = ignoreIndex
-    }
-
-    /// The pipeline-schedule, MTP-aware loss for `lossFn` and `model`.
-    ///
-    /// - Returns: a ``PipelineCausalLMLoss`` with this config's factor and ignore index.
-    public func build(lossFn: any TokenLoss, model: any MTPLossModel) -> PipelineCausalLMLoss {
-        PipelineCausalLMLoss(lossFn: lossFn, model: model, scalingFactor: scalingFactor, ignoreIndex: ignoreIndex)
     }
 }

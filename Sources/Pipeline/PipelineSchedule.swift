@@ -45,15 +45,6 @@ public enum PipelineScheduleKind: String, CaseIterable, Sendable {
     case oneForwardOneBackward = "1f1b"
 }
 
-/// An invalid pipeline request (sizes, schedules, partitions, batches). The message names the values.
-public struct PipelineError: Error, Equatable, CustomStringConvertible {
-    /// What went wrong.
-    public let message: String
-    /// An error with `message`.
-    public init(_ message: String) { self.message = message }
-    public var description: String { message }
-}
-
 /// The ordered actions of every stage for one step of P stages over M microbatches.
 ///
 /// A schedule is plain data: build one with ``gpipe(stages:microbatches:)``,
