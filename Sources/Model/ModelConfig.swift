@@ -3,7 +3,9 @@
 // Every constant the maths uses is recorded here (norm epsilon, RoPE base, key/value
 // heads, tying), so a checkpoint or an export says exactly which function it holds.
 // Checkpoints written before these fields existed decode with the values that were
-// then hard-wired (ε 1e-6, base 10 000, kv heads = heads, untied head).
+// then hard-wired (ε 1e-6, base 10 000, kv heads = heads, untied head, 2048 positions);
+// encoding writes a constant only when it differs from that value, so a model of the
+// former kind keeps its JSON byte for byte (and a run's checkpoint metadata with it).
 
 import MTP
 
@@ -77,6 +79,24 @@ public struct ModelConfig: Codable, Equatable, Sendable {
                   ropeTheta: try c.decodeIfPresent(Double.self, forKey: .ropeTheta) ?? 10_000,
                   tieWordEmbeddings: try c.decodeIfPresent(Bool.self, forKey: .tieWordEmbeddings) ?? false,
                   maxPositionEmbeddings: try c.decodeIfPresent(Int.self, forKey: .maxPositionEmbeddings) ?? 2048)
+    }
+
+    /// Encodes the sizes, and each later constant only when it differs from its former
+    /// fixed value (see the file header).
+    public func encode(to encoder: any Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(vocabularySize, forKey: .vocabularySize)
+        try c.encode(hiddenSize, forKey: .hiddenSize)
+        try c.encode(layers, forKey: .layers)
+        try c.encode(heads, forKey: .heads)
+        try c.encode(intermediateSize, forKey: .intermediateSize)
+        try c.encode(mtpDepths, forKey: .mtpDepths)
+        try c.encode(mtpLossScalingFactor, forKey: .mtpLossScalingFactor)
+        if keyValueHeads != heads { try c.encode(keyValueHeads, forKey: .keyValueHeads) }
+        if rmsNormEpsilon != 1e-6 { try c.encode(rmsNormEpsilon, forKey: .rmsNormEpsilon) }
+        if ropeTheta != 10_000 { try c.encode(ropeTheta, forKey: .ropeTheta) }
+        if tieWordEmbeddings { try c.encode(tieWordEmbeddings, forKey: .tieWordEmbeddings) }
+        if maxPositionEmbeddings != 2048 { try c.encode(maxPositionEmbeddings, forKey: .maxPositionEmbeddings) }
     }
 
     /// The per-head dimension d = H / n.

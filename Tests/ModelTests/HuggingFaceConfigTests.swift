@@ -78,19 +78,26 @@ final class HuggingFaceConfigTests: XCTestCase {
     }
 
     func testOldCheckpointConfigsDecodeWithTheFormerConstants() throws {
-        let old = #"{"vocabularySize":64,"hiddenSize":96,"layers":8,"heads":4,"intermediateSize":256,"mtpDepths":2,"mtpLossScalingFactor":0.3}"#
+        let old = #"{"heads":4,"hiddenSize":96,"intermediateSize":256,"layers":8,"mtpDepths":2,"mtpLossScalingFactor":0.3,"vocabularySize":64}"#
         let config = try JSONDecoder().decode(ModelConfig.self, from: Data(old.utf8))
         XCTAssertEqual(config, ModelConfig(vocabularySize: 64))
         XCTAssertEqual(config.keyValueHeads, 4)
         XCTAssertEqual(config.rmsNormEpsilon, 1e-6)
         XCTAssertEqual(config.ropeTheta, 10_000)
         XCTAssertFalse(config.tieWordEmbeddings)
-        // Encoding keeps the old keys (and adds the new ones).
-        let encoded = try XCTUnwrap(try JSONSerialization.jsonObject(with: JSONEncoder().encode(config)) as? [String: Any])
-        for key in ["vocabularySize", "hiddenSize", "layers", "heads", "intermediateSize", "mtpDepths", "mtpLossScalingFactor",
-                    "keyValueHeads", "rmsNormEpsilon", "ropeTheta", "tieWordEmbeddings", "maxPositionEmbeddings"] {
+        // A model of the former kind encodes byte for byte as before.
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
+        XCTAssertEqual(String(decoding: try encoder.encode(config), as: UTF8.self), old)
+        // Every other constant is written, and reads back.
+        let other = ModelConfig(vocabularySize: 64, keyValueHeads: 2, rmsNormEpsilon: 1e-5, ropeTheta: 5e5,
+                                tieWordEmbeddings: true, maxPositionEmbeddings: 512)
+        let data = try encoder.encode(other)
+        let encoded = try XCTUnwrap(try JSONSerialization.jsonObject(with: data) as? [String: Any])
+        for key in ["keyValueHeads", "rmsNormEpsilon", "ropeTheta", "tieWordEmbeddings", "maxPositionEmbeddings"] {
             XCTAssertNotNil(encoded[key], key)
         }
+        XCTAssertEqual(try JSONDecoder().decode(ModelConfig.self, from: data), other)
     }
 
     func testWeightsThatDoNotFitAreRefusedByName() throws {
