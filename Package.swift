@@ -89,7 +89,7 @@ let package = Package(
         .testTarget(name: "MTPTests", dependencies: ["MTP", "Losses", "NN", "TestSupport"]),
         .testTarget(name: "DataTests", dependencies: ["Data", "Tensors", "MTP", "TestSupport"]),
         .testTarget(name: "LossCasesTests", dependencies: ["LossCases", "MTP", "Losses", "TestSupport"]),
-        .testTarget(name: "ModelTests", dependencies: ["Model", "MTP", "NN", "Tensors", "TestSupport"]),
+        .testTarget(name: "ModelTests", dependencies: ["Model", "MTP", "NN", "Losses", "Tensors", "TestSupport"]),
         .testTarget(name: "TrainingTests", dependencies: ["Training", "Data", "Model", "MTP", "NN", "TestSupport"]),
         .testTarget(name: "GenerationTests", dependencies: ["Generation", "Training", "Data", "Model", "MTP", "NN", "TestSupport"]),
         .testTarget(name: "DistributedTests", dependencies: ["Distributed", "Tensors", "mtp"]),

@@ -27,16 +27,19 @@ public final class MTPDepth: Layer {
     /// Norm applied to the depth's output before the LM head.
     public let finalLayernorm: RMSNorm
 
-    init(hiddenSize: Int, heads: Int, intermediateSize: Int, blockCount: Int, generator: inout SplitMix64) throws {
-        enorm = RMSNorm(dimension: hiddenSize)
-        hnorm = RMSNorm(dimension: hiddenSize)
+    init(hiddenSize: Int, heads: Int, keyValueHeads: Int?, intermediateSize: Int, blockCount: Int, ropeBase: Double,
+         normEpsilon: Float, generator: inout SplitMix64) throws {
+        enorm = RMSNorm(dimension: hiddenSize, epsilon: normEpsilon)
+        hnorm = RMSNorm(dimension: hiddenSize, epsilon: normEpsilon)
         ehProj = Linear(inFeatures: 2 * hiddenSize, outFeatures: hiddenSize, generator: &generator)
         var made: [DecoderBlock] = []
         for _ in 0..<blockCount {
-            made.append(try DecoderBlock(hiddenSize: hiddenSize, heads: heads, intermediateSize: intermediateSize, generator: &generator))
+            made.append(try DecoderBlock(hiddenSize: hiddenSize, heads: heads, keyValueHeads: keyValueHeads,
+                                         intermediateSize: intermediateSize, ropeBase: ropeBase, normEpsilon: normEpsilon,
+                                         generator: &generator))
         }
         blocks = made
-        finalLayernorm = RMSNorm(dimension: hiddenSize)
+        finalLayernorm = RMSNorm(dimension: hiddenSize, epsilon: normEpsilon)
     }
 
     /// The depth's layers keyed relative to its own sublayers, numbered from 0: see
@@ -80,16 +83,27 @@ public final class MTPModule: Layer {
     /// Physical depths (one when `useRepeatedLayer`).
     public let depths: [MTPDepth]
 
+    /// A module with weights drawn from `generator`, depth by depth.
+    ///
+    /// - Parameters:
+    ///   - config: the depths and their block pattern.
+    ///   - hiddenSize, heads, intermediateSize: the blocks' sizes (as the main model's).
+    ///   - keyValueHeads: the blocks' key/value heads; nil means `heads`.
+    ///   - ropeBase: the rotary frequency base.
+    ///   - normEpsilon: the RMSNorm epsilon of every norm.
+    ///   - generator: the seeded source of the initial weights.
     /// - Throws: ``MTPError`` when the config is disabled, ``TensorError`` for bad sizes.
-    public init(config: MTPConfig, hiddenSize: Int, heads: Int, intermediateSize: Int, generator: inout SplitMix64) throws {
+    public init(config: MTPConfig, hiddenSize: Int, heads: Int, keyValueHeads: Int? = nil, intermediateSize: Int,
+                ropeBase: Double = 10_000, normEpsilon: Float = 1e-6, generator: inout SplitMix64) throws {
         guard config.isEnabled else {
             throw MTPError.invalidArgument("MTPModule needs numLayers > 0 and a non-empty layerPattern, got \(config.numLayers) and '\(config.layerPattern)'")
         }
         self.config = config
         var made: [MTPDepth] = []
         for _ in 0..<config.numPhysicalDepths {
-            made.append(try MTPDepth(hiddenSize: hiddenSize, heads: heads, intermediateSize: intermediateSize,
-                                     blockCount: config.patternLength, generator: &generator))
+            made.append(try MTPDepth(hiddenSize: hiddenSize, heads: heads, keyValueHeads: keyValueHeads,
+                                     intermediateSize: intermediateSize, blockCount: config.patternLength, ropeBase: ropeBase,
+                                     normEpsilon: normEpsilon, generator: &generator))
         }
         depths = made
     }

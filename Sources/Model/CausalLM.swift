@@ -3,6 +3,9 @@
 // sharing the embedding and the head. Parameter names follow the Hugging Face
 // DeepSeek-V3 checkpoint keys; the MTP sublayers come after the main layers
 // (`model.layers.{L + i}.enorm.weight`, …, `….final_layernorm.weight`).
+// With tied word embeddings the LM head wraps the embedding's own Parameter: one
+// tensor, listed once (as `model.embed_tokens.weight`), so the optimizer updates it
+// once, and autograd adds the head's and the embedding's gradients into it.
 // The tensor forward here is the training path; decoding (the Generation module)
 // strings the same layers' frozen inference path (DecoderBlock.Frozen and its KVCache)
 // together, so there is no cache argument here.
@@ -19,6 +22,7 @@ public final class CausalLM: Layer, MTPLossModel {
     public let embedTokens: Embedding
     public let layers: [DecoderBlock]
     public let norm: RMSNorm
+    /// The LM head; with ``ModelConfig/tieWordEmbeddings`` it shares `embedTokens.weight`.
     public let lmHead: Linear
     public let mtp: MTPModule?
     /// Training mode: the MTP term is added only while true.
@@ -35,24 +39,31 @@ public final class CausalLM: Layer, MTPLossModel {
         var blocks: [DecoderBlock] = []
         for _ in 0..<config.layers {
             blocks.append(try DecoderBlock(hiddenSize: config.hiddenSize, heads: config.heads,
-                                           intermediateSize: config.intermediateSize, generator: &g))
+                                           keyValueHeads: config.keyValueHeads, intermediateSize: config.intermediateSize,
+                                           ropeBase: config.ropeTheta, normEpsilon: config.rmsNormEpsilon, generator: &g))
         }
         layers = blocks
-        norm = RMSNorm(dimension: config.hiddenSize)
-        lmHead = Linear(inFeatures: config.hiddenSize, outFeatures: config.vocabularySize, generator: &g)
+        norm = RMSNorm(dimension: config.hiddenSize, epsilon: config.rmsNormEpsilon)
+        if config.tieWordEmbeddings {
+            lmHead = try Linear(weight: embedTokens.weight)
+        } else {
+            lmHead = Linear(inFeatures: config.hiddenSize, outFeatures: config.vocabularySize, generator: &g)
+        }
         mtp = try config.mtpConfig.map {
-            try MTPModule(config: $0, hiddenSize: config.hiddenSize, heads: config.heads,
-                          intermediateSize: config.intermediateSize, generator: &g)
+            try MTPModule(config: $0, hiddenSize: config.hiddenSize, heads: config.heads, keyValueHeads: config.keyValueHeads,
+                          intermediateSize: config.intermediateSize, ropeBase: config.ropeTheta,
+                          normEpsilon: config.rmsNormEpsilon, generator: &g)
         }
     }
 
     /// The layers under their Hugging Face DeepSeek-V3 keys: `model.embed_tokens`,
-    /// `model.layers.{i}`, `model.norm`, `lm_head`, then the MTP sublayers as
-    /// `model.layers.{L + d · patternLength + i}`.
+    /// `model.layers.{i}`, `model.norm`, `lm_head` (absent when tied: its weight is the
+    /// embedding's), then the MTP sublayers as `model.layers.{L + d · patternLength + i}`.
     public var children: [(key: String, layer: any Layer)] {
         var out: [(key: String, layer: any Layer)] = [("model.embed_tokens", embedTokens)]
         for (i, block) in layers.enumerated() { out.append(("model.layers.\(i)", block)) }
-        out += [("model.norm", norm), ("lm_head", lmHead)]
+        out.append(("model.norm", norm))
+        if !config.tieWordEmbeddings { out.append(("lm_head", lmHead)) }
         out += mtp?.children(firstSublayer: config.layers, under: "model.layers") ?? []
         return out
     }

@@ -4,7 +4,8 @@
 // is the same maths for one query row at a time.
 //
 // Legend: M new rows of a call, H hidden size, n heads, d = H/n, c = 1/√d,
-// L0 positions cached before the call.
+// g key/value heads (query head h reads key/value head h / (n/g)), L0 positions cached
+// before the call. The cache holds g heads, so grouped-query attention caches n/g times less.
 //
 // For M new rows (x already normalised) at positions p0 ..< p0 + M, of which the last
 // `outputs` are wanted:
@@ -32,8 +33,10 @@ extension Attention {
         public let vProj: Linear.Frozen
         /// `o_proj`.
         public let oProj: Linear.Frozen
-        /// The number of heads n.
+        /// The number of query heads n.
         public let heads: Int
+        /// The number of key/value heads g.
+        public let keyValueHeads: Int
         /// d = H / n.
         public let headDimension: Int
         /// The cos/sin of the positions decoded so far.
@@ -46,6 +49,7 @@ extension Attention {
             vProj = Linear.Frozen(attention.vProj)
             oProj = Linear.Frozen(attention.oProj)
             heads = attention.heads
+            keyValueHeads = attention.keyValueHeads
             headDimension = attention.headDimension
             positions = RotaryEmbedding.PositionTable(attention.rotary)
         }
@@ -54,7 +58,7 @@ extension Attention {
         public var hiddenSize: Int { heads * headDimension }
 
         /// An empty cache that fits this layer.
-        public func makeCache() -> KVCache { KVCache(heads: heads, headDimension: headDimension) }
+        public func makeCache() -> KVCache { KVCache(heads: keyValueHeads, headDimension: headDimension) }
 
         /// Appends `m` new rows to `cache` and adds the attention output of the last `outputs`
         /// of them to `residual` (see the file header).
@@ -70,39 +74,41 @@ extension Attention {
         public func callAsFunction(_ x: UnsafePointer<Float>, rows m: Int, outputs: Int, firstPosition: Int, cache: KVCache,
                                    addingInto residual: UnsafeMutablePointer<Float>, scratch: InferenceScratch) {
             precondition(m > 0 && outputs >= 1 && outputs <= m, "Attention.Frozen: \(outputs) outputs of \(m) rows")
-            precondition(cache.heads == heads && cache.headDimension == headDimension,
-                         "Attention.Frozen: a cache of \(cache.heads)×\(cache.headDimension) for \(heads)×\(headDimension) heads")
+            precondition(cache.heads == keyValueHeads && cache.headDimension == headDimension,
+                         "Attention.Frozen: a cache of \(cache.heads)×\(cache.headDimension) for \(keyValueHeads)×\(headDimension) heads")
             let h = hiddenSize, first = m - outputs
             scratch.reserve(rows: m, hidden: h, intermediate: 0)
             let q = scratch.q.pointer, k = scratch.k.pointer, v = scratch.v.pointer, attended = scratch.attended.pointer
             kProj(x, rows: m, into: k)
             vProj(x, rows: m, into: v)
-            positions.rotate(k, rows: m, heads: heads, firstPosition: firstPosition)
+            positions.rotate(k, rows: m, heads: keyValueHeads, firstPosition: firstPosition)
             let cached = cache.length
             cache.append(keys: k, values: v, count: m)
             qProj(x + first * h, rows: outputs, into: q)
             positions.rotate(q, rows: outputs, heads: heads, firstPosition: firstPosition + first)
             for r in 0..<outputs {
-                Attention.attend(q + r * h, cache: cache, visible: cached + first + r + 1, scores: scratch.scores,
+                Attention.attend(q + r * h, heads: heads, cache: cache, visible: cached + first + r + 1, scores: scratch.scores,
                                  into: attended + r * h)
             }
             oProj(attended, rows: outputs, into: residual, accumulate: true)
         }
     }
 
-    /// One query row against the first `visible` cached positions of every head:
-    /// softmax(c · q·Kᵀ) · V with c = 1/√d. Everything here depends on this row and
+    /// One query row of `heads` heads against the first `visible` cached positions of
+    /// their key/value heads: softmax(c · q·Kᵀ) · V with c = 1/√d. Everything here depends on this row and
     /// `visible` alone, in a fixed order (see the file header). (Two single-row GEMMs per
     /// head, q·Kᵀ and p·V, measured no faster than these loops.)
     @inline(__always)
-    static func attend(_ query: UnsafePointer<Float>, cache: KVCache, visible: Int, scores: RowBuffer,
+    static func attend(_ query: UnsafePointer<Float>, heads: Int, cache: KVCache, visible: Int, scores: RowBuffer,
                        into out: UnsafeMutablePointer<Float>) {
         let blocks = (visible + 7) / 8
         scores.reserve(blocks * 8)
         let s = scores.pointer, stride = cache.capacity, values = cache.values
         let d = cache.headDimension, h = cache.width, scale = 1 / Float(d).squareRoot()
-        for head in 0..<cache.heads {
-            let qh = query + head * d, keys = cache.keys(head: head), o = out + head * d
+        let group = heads / cache.heads
+        for head in 0..<heads {
+            let kvHead = head / group
+            let qh = query + head * d, keys = cache.keys(head: kvHead), o = out + head * d
             // Eight keys at a time; lanes past `visible` read zeros or stale keys and are ignored.
             for b in 0..<blocks {
                 var acc = SIMD8<Float>(repeating: 0)
@@ -116,14 +122,14 @@ extension Attention {
             var c = 0
             while c + 8 <= d {
                 var acc = SIMD8<Float>(repeating: 0)
-                for j in 0..<visible { acc += SIMD8(repeating: s[j]) * RowMath.load(values + j * h + head * d + c) }
+                for j in 0..<visible { acc += SIMD8(repeating: s[j]) * RowMath.load(values + j * h + kvHead * d + c) }
                 RowMath.store(acc * inverse, o + c)
                 c += 8
             }
             if c < d {
                 var acc = SIMD8<Float>(repeating: 0)
                 for j in 0..<visible {
-                    let vj = values + j * h + head * d + c
+                    let vj = values + j * h + kvHead * d + c
                     for i in 0..<(d - c) { acc[i] += s[j] * vj[i] }
                 }
                 for i in 0..<(d - c) { o[c + i] = acc[i] * inverse }

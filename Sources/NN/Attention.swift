@@ -1,18 +1,21 @@
 // Multi-head causal self-attention with rotary positions and a document mask
 // (Llama / DeepSeek-V3 dense-attention parameter names).
 //
-// Legend: B batch, S sequence, H hidden size, n heads, d = H / n.
-// The projections give [B, S, H] = [B, S, n, d]; rotary embedding and the fused
-// attention kernel read that layout through strides, so no head transpose is copied.
+// Legend: B batch, S sequence, H hidden size, n heads, d = H / n, g key/value heads
+// (grouped-query attention: n a multiple of g; query head h reads key/value head
+// h / (n/g); g = n is plain multi-head attention).
+// The projections give [B, S, n·d] (queries) and [B, S, g·d] (keys, values); rotary
+// embedding and the fused attention kernel read those layouts through strides, so no
+// head transpose is copied.
 // This is the training path (autograd, whole batches); decoding against a KVCache is
 // Attention+Inference.swift.
 
 @_spi(Kernels) import Tensors
 
-/// Multi-head causal self-attention.
+/// Multi-head (or grouped-query) causal self-attention.
 ///
-/// Parameter names: `q_proj.weight`, `k_proj.weight`, `v_proj.weight`, `o_proj.weight`
-/// (each `[H, H]`, no bias).
+/// Parameter names: `q_proj.weight` and `o_proj.weight` (`[H, H]`), `k_proj.weight` and
+/// `v_proj.weight` (`[g·d, H]`), no bias.
 public final class Attention: Layer {
     /// Query projection `q_proj`.
     public let qProj: Linear
@@ -26,8 +29,10 @@ public final class Attention: Layer {
     public let rotary: RotaryEmbedding
     /// The hidden size H.
     public let hiddenSize: Int
-    /// The number of heads n.
+    /// The number of query heads n.
     public let heads: Int
+    /// The number of key/value heads g (n is a multiple of g).
+    public let keyValueHeads: Int
     /// d = H / n.
     public var headDimension: Int { hiddenSize / heads }
 
@@ -35,22 +40,29 @@ public final class Attention: Layer {
     ///
     /// - Parameters:
     ///   - hiddenSize: H, divisible by `heads` with an even quotient.
-    ///   - heads: the number of heads.
+    ///   - heads: the number of query heads.
+    ///   - keyValueHeads: the number of key/value heads, dividing `heads`; nil means `heads`.
     ///   - ropeBase: the rotary frequency base.
     ///   - std: the standard deviation of the projections' normal initialisation.
     ///   - generator: the seeded source of the initial weights.
     /// - Throws: ``Tensors/TensorError/invalidArgument(_:)`` when the sizes do not fit.
-    public init(hiddenSize: Int, heads: Int, ropeBase: Double = 10_000, std: Float = 0.02,
+    public init(hiddenSize: Int, heads: Int, keyValueHeads: Int? = nil, ropeBase: Double = 10_000, std: Float = 0.02,
                 generator: inout SplitMix64) throws {
         guard hiddenSize > 0, heads > 0, hiddenSize % heads == 0 else {
             throw TensorError.invalidArgument("Attention: hidden size \(hiddenSize) is not a positive multiple of \(heads) heads")
         }
+        let groups = keyValueHeads ?? heads
+        guard groups > 0, heads % groups == 0 else {
+            throw TensorError.invalidArgument("Attention: \(heads) heads are not a multiple of \(groups) key/value heads")
+        }
         rotary = try RotaryEmbedding(headDimension: hiddenSize / heads, base: ropeBase)
         self.hiddenSize = hiddenSize
         self.heads = heads
+        self.keyValueHeads = groups
+        let kvWidth = groups * (hiddenSize / heads)
         qProj = Linear(inFeatures: hiddenSize, outFeatures: hiddenSize, std: std, generator: &generator)
-        kProj = Linear(inFeatures: hiddenSize, outFeatures: hiddenSize, std: std, generator: &generator)
-        vProj = Linear(inFeatures: hiddenSize, outFeatures: hiddenSize, std: std, generator: &generator)
+        kProj = Linear(inFeatures: hiddenSize, outFeatures: kvWidth, std: std, generator: &generator)
+        vProj = Linear(inFeatures: hiddenSize, outFeatures: kvWidth, std: std, generator: &generator)
         oProj = Linear(inFeatures: hiddenSize, outFeatures: hiddenSize, std: std, generator: &generator)
     }
 
@@ -76,12 +88,13 @@ public final class Attention: Layer {
         let (b, s, d) = (x.shape[0], x.shape[1], headDimension)
         let table = try RotaryTable(rotary, positions: positions, batch: b, length: s)
         let documents = try seqIdx.map { try DocumentIDs($0, batch: b, length: s) }
-        let layout = HeadLayout.tokensFirst(heads: heads, length: s, dimension: d)
-        let q = table.apply(try qProj(x), layout: layout)
-        let k = table.apply(try kProj(x), layout: layout)
+        let queryLayout = HeadLayout.tokensFirst(heads: heads, length: s, dimension: d)
+        let keyLayout = HeadLayout.tokensFirst(heads: keyValueHeads, length: s, dimension: d)
+        let q = table.apply(try qProj(x), layout: queryLayout)
+        let k = table.apply(try kProj(x), layout: keyLayout)
         let v = try vProj(x)
-        let o = AttentionKernel.selfAttention(q, k, v, layout: layout,
-                                              shape: AttentionShape(batch: b, heads: heads, queries: s, keys: s, dimension: d),
+        let shape = AttentionShape(batch: b, heads: heads, keyValueHeads: keyValueHeads, queries: s, keys: s, dimension: d)
+        let o = AttentionKernel.selfAttention(q, k, v, queryLayout: queryLayout, keyLayout: keyLayout, shape: shape,
                                               documents: documents)
         return try oProj(o)
     }

@@ -28,20 +28,22 @@ public final class DecoderBlock: Layer {
     ///
     /// - Parameters:
     ///   - hiddenSize: H, divisible by `heads` with an even quotient.
-    ///   - heads: the number of attention heads.
+    ///   - heads: the number of attention (query) heads.
+    ///   - keyValueHeads: the number of key/value heads, dividing `heads`; nil means `heads`.
     ///   - intermediateSize: the MLP's inner size (positive).
     ///   - ropeBase: the rotary frequency base.
     ///   - normEpsilon: the RMSNorm epsilon.
     ///   - std: the standard deviation of the projections' normal initialisation.
     ///   - generator: the seeded source of the initial weights.
     /// - Throws: ``Tensors/TensorError/invalidArgument(_:)`` when the sizes do not fit.
-    public init(hiddenSize: Int, heads: Int, intermediateSize: Int, ropeBase: Double = 10_000,
+    public init(hiddenSize: Int, heads: Int, keyValueHeads: Int? = nil, intermediateSize: Int, ropeBase: Double = 10_000,
                 normEpsilon: Float = 1e-6, std: Float = 0.02, generator: inout SplitMix64) throws {
         guard intermediateSize > 0 else {
             throw TensorError.invalidArgument("DecoderBlock: intermediate size must be positive, got \(intermediateSize)")
         }
         inputLayernorm = RMSNorm(dimension: hiddenSize, epsilon: normEpsilon)
-        selfAttn = try Attention(hiddenSize: hiddenSize, heads: heads, ropeBase: ropeBase, std: std, generator: &generator)
+        selfAttn = try Attention(hiddenSize: hiddenSize, heads: heads, keyValueHeads: keyValueHeads, ropeBase: ropeBase,
+                                 std: std, generator: &generator)
         postAttentionLayernorm = RMSNorm(dimension: hiddenSize, epsilon: normEpsilon)
         mlp = MLP(hiddenSize: hiddenSize, intermediateSize: intermediateSize, std: std, generator: &generator)
     }

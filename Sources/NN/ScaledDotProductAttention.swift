@@ -1,8 +1,10 @@
 // Causal scaled dot-product attention with a document mask, as one fused
 // autograd node (forward and backward side by side).
 //
-// Legend: B batch, n heads, Sq queries, Sk keys (Sk ≥ Sq: the queries are the last
-// Sq of the Sk positions), d head dimension, c = 1/√d. Query i sits at key position
+// Legend: B batch, n heads, g key/value heads (n a multiple of g), Sq queries, Sk keys
+// (Sk ≥ Sq: the queries are the last Sq of the Sk positions), d head dimension, c = 1/√d.
+// Grouped-query attention: query head h reads key/value head h / (n/g); g = n is plain
+// multi-head attention. Query i sits at key position
 // i + Sk − Sq and may see key j when j ≤ i + Sk − Sq and doc(j) = doc(i).
 // Forward, per (batch, head):
 //   S = c · Q·Kᵀ                          [Sq, Sk]   sgemm
@@ -12,6 +14,8 @@
 //   dP = G·Vᵀ                             [Sq, Sk]   sgemm
 //   dS = P ⊙ (dP − rowsum(dP ⊙ P))        (softmax Jacobian; masked entries have P = 0)
 //   dQ = c · dS·K,  dK = c · dSᵀ·Q,  dV = Pᵀ·G       sgemm ×3
+// A key/value head shared by a group of query heads gets the sum of the group's dK, dV:
+// the group's first head writes (β = 0), the others add (β = 1), in head order.
 // P is kept from the forward ([B, n, Sq, Sk] floats); softmax rows run in parallel.
 
 @_spi(Kernels) import Tensors
@@ -64,11 +68,16 @@ struct DocumentIDs: Sendable {
 struct AttentionShape: Sendable {
     let batch: Int
     let heads: Int
+    let keyValueHeads: Int
     let queries: Int
     let keys: Int
     let dimension: Int
 
     var pairs: Int { batch * heads }
+    /// Query heads per key/value head, n / g.
+    var group: Int { heads / keyValueHeads }
+    /// The key/value head query head `h` reads.
+    func keyValueHead(_ h: Int) -> Int { h / group }
     var scale: Float { 1 / Float(dimension).squareRoot() }
     /// Keys visible to query i by causality alone (the document mask may hide some of them).
     func visibleKeys(_ i: Int) -> Int { i + keys - queries + 1 }
@@ -95,7 +104,8 @@ enum AttentionKernel {
             let b = pair / heads, h = pair % heads
             BLAS.sgemm(transA: false, transB: true, m: sq, n: sk, k: d, alpha: shape.scale,
                        a: q + ql.offset(batch: b, head: h), lda: ql.row,
-                       b: k + kl.offset(batch: b, head: h), ldb: kl.row, beta: 0, c: probabilities + pair * sq * sk, ldc: sk)
+                       b: k + kl.offset(batch: b, head: shape.keyValueHead(h)), ldb: kl.row, beta: 0,
+                       c: probabilities + pair * sq * sk, ldc: sk)
         }
         Parallel.forEachBlock(count: shape.pairs * sq, minimumPerBlock: Swift.max(1, 16_384 / Swift.max(1, sk))) { rows in
             for flat in rows {
@@ -122,7 +132,7 @@ enum AttentionKernel {
         for pair in 0..<shape.pairs {
             let b = pair / heads, h = pair % heads
             BLAS.sgemm(transA: false, transB: false, m: sq, n: d, k: sk, alpha: 1, a: probabilities + pair * sq * sk, lda: sk,
-                       b: v + vl.offset(batch: b, head: h), ldb: vl.row, beta: 0,
+                       b: v + vl.offset(batch: b, head: shape.keyValueHead(h)), ldb: vl.row, beta: 0,
                        c: out + ol.offset(batch: b, head: h), ldc: ol.row)
         }
     }
@@ -140,7 +150,8 @@ enum AttentionKernel {
         for pair in 0..<shape.pairs {
             let b = pair / heads, h = pair % heads
             BLAS.sgemm(transA: false, transB: true, m: sq, n: sk, k: d, alpha: 1, a: g + gl.offset(batch: b, head: h), lda: gl.row,
-                       b: v + vl.offset(batch: b, head: h), ldb: vl.row, beta: 0, c: ds + pair * sq * sk, ldc: sk)
+                       b: v + vl.offset(batch: b, head: shape.keyValueHead(h)), ldb: vl.row, beta: 0,
+                       c: ds + pair * sq * sk, ldc: sk)
         }
         // dS = P ⊙ (dP − rowsum(dP ⊙ P)), in place.
         Parallel.forEachBlock(count: shape.pairs * sq, minimumPerBlock: Swift.max(1, 16_384 / Swift.max(1, sk))) { rows in
@@ -155,33 +166,38 @@ enum AttentionKernel {
             let b = pair / heads, h = pair % heads
             let p = probabilities + pair * sq * sk, dsp = ds + pair * sq * sk
             let gb = g + gl.offset(batch: b, head: h)
+            let kvHead = shape.keyValueHead(h), beta: Float = h % shape.group == 0 ? 0 : 1
             BLAS.sgemm(transA: false, transB: false, m: sq, n: d, k: sk, alpha: scale, a: dsp, lda: sk,
-                       b: k + kl.offset(batch: b, head: h), ldb: kl.row, beta: 0, c: dq + ql.offset(batch: b, head: h), ldc: ql.row)
+                       b: k + kl.offset(batch: b, head: kvHead), ldb: kl.row, beta: 0,
+                       c: dq + ql.offset(batch: b, head: h), ldc: ql.row)
             BLAS.sgemm(transA: true, transB: false, m: sk, n: d, k: sq, alpha: scale, a: dsp, lda: sk,
-                       b: q + ql.offset(batch: b, head: h), ldb: ql.row, beta: 0, c: dk + kl.offset(batch: b, head: h), ldc: kl.row)
+                       b: q + ql.offset(batch: b, head: h), ldb: ql.row, beta: beta,
+                       c: dk + kl.offset(batch: b, head: kvHead), ldc: kl.row)
             BLAS.sgemm(transA: true, transB: false, m: sk, n: d, k: sq, alpha: 1, a: p, lda: sk,
-                       b: gb, ldb: gl.row, beta: 0, c: dv + vl.offset(batch: b, head: h), ldc: vl.row)
+                       b: gb, ldb: gl.row, beta: beta, c: dv + vl.offset(batch: b, head: kvHead), ldc: vl.row)
         }
     }
 
-    /// Self-attention (Sq = Sk) of three same-shaped tensors in one layout, as one autograd node.
-    static func selfAttention(_ q: Tensor, _ k: Tensor, _ v: Tensor, layout: HeadLayout, shape: AttentionShape,
-                              documents: DocumentIDs?) -> Tensor {
+    /// Self-attention (Sq = Sk), as one autograd node: queries laid out as `queryLayout`,
+    /// keys and values (one shape) as `keyLayout`.
+    static func selfAttention(_ q: Tensor, _ k: Tensor, _ v: Tensor, queryLayout: HeadLayout, keyLayout: HeadLayout,
+                              shape: AttentionShape, documents: DocumentIDs?) -> Tensor {
+        let layout = queryLayout
         let qf = q.float32Values(), kf = k.float32Values(), vf = v.float32Values()
         let probabilities = Tensor.uninitialized([shape.pairs, shape.queries, shape.keys], dtype: .float32)
         let out = Tensor.makeFloat(q.shape) { o in
-            forward(q: qf.floatPointer, layout, k: kf.floatPointer, layout, v: vf.floatPointer, layout,
+            forward(q: qf.floatPointer, layout, k: kf.floatPointer, keyLayout, v: vf.floatPointer, keyLayout,
                     out: o, layout, probabilities: probabilities.floatPointer, shape: shape,
                     queryDocuments: documents, keyDocuments: documents)
         }.rounded(to: DType.promoted(q.dtype, DType.promoted(k.dtype, v.dtype)))
-        let qShape = q.shape
+        let qShape = q.shape, kShape = k.shape
         return out.recording([q, k, v]) { g in
             let gf = g.float32Values()
             let dq = Tensor.uninitialized(qShape, dtype: .float32)
-            let dk = Tensor.uninitialized(qShape, dtype: .float32)
-            let dv = Tensor.uninitialized(qShape, dtype: .float32)
+            let dk = Tensor.uninitialized(kShape, dtype: .float32)
+            let dv = Tensor.uninitialized(kShape, dtype: .float32)
             backward(gradOut: gf.floatPointer, layout, probabilities: probabilities.floatPointer,
-                     q: qf.floatPointer, layout, k: kf.floatPointer, layout, v: vf.floatPointer, layout,
+                     q: qf.floatPointer, layout, k: kf.floatPointer, keyLayout, v: vf.floatPointer, keyLayout,
                      dq: dq.floatPointer, dk: dk.floatPointer, dv: dv.floatPointer, shape: shape)
             return [dq, dk, dv]
         }
@@ -191,8 +207,12 @@ enum AttentionKernel {
 /// Causal multi-head attention `softmax(q·kᵀ/√d + mask)·v`, where token i attends to
 /// tokens j ≤ i of its own document, as one fused autograd node.
 ///
+/// With fewer key/value heads g than query heads n (grouped-query attention), query head
+/// h reads key/value head h / (n/g).
+///
 /// - Parameters:
-///   - q, k, v: `[B, heads, S, d]`, floating point, one shape.
+///   - q: `[B, n, S, d]`, floating point.
+///   - k, v: `[B, g, S, d]` with g dividing n, floating point.
 ///   - seqIdx: integer document ids `[B, S]` (or `[1, S]`); nil means one document per row
 ///     (plain causal attention).
 /// - Returns: `[B, heads, S, d]`.
@@ -201,15 +221,18 @@ enum AttentionKernel {
 /// Edge cases: a token always sees itself, so no row is empty; documents need not be
 /// contiguous (a token sees every earlier token with its id).
 public func scaledDotProductAttention(_ q: Tensor, _ k: Tensor, _ v: Tensor, seqIdx: Tensor? = nil) throws -> Tensor {
-    guard q.rank == 4, k.shape == q.shape, v.shape == q.shape else {
-        throw TensorError.shapeMismatch("scaledDotProductAttention needs q, k, v of one shape [B, heads, S, d], got \(q.shape), \(k.shape), \(v.shape)")
+    guard q.rank == 4, k.rank == 4, v.shape == k.shape, k.shape[0] == q.shape[0], k.shape[2] == q.shape[2],
+          k.shape[3] == q.shape[3], k.shape[1] > 0, q.shape[1] % k.shape[1] == 0 else {
+        throw TensorError.shapeMismatch("scaledDotProductAttention needs q [B, n, S, d] and k, v [B, g, S, d] with g dividing n, got \(q.shape), \(k.shape), \(v.shape)")
     }
     guard q.dtype.isFloatingPoint, k.dtype.isFloatingPoint, v.dtype.isFloatingPoint else {
         throw TensorError.unsupportedDType("scaledDotProductAttention needs floating-point q, k, v, got \(q.dtype), \(k.dtype), \(v.dtype)")
     }
-    let (b, heads, s, d) = (q.shape[0], q.shape[1], q.shape[2], q.shape[3])
+    let (b, heads, groups, s, d) = (q.shape[0], q.shape[1], k.shape[1], q.shape[2], q.shape[3])
     let documents = try seqIdx.map { try DocumentIDs($0, batch: b, length: s) }
-    return AttentionKernel.selfAttention(q, k, v, layout: .headsFirst(heads: heads, length: s, dimension: d),
-                                         shape: AttentionShape(batch: b, heads: heads, queries: s, keys: s, dimension: d),
+    return AttentionKernel.selfAttention(q, k, v, queryLayout: .headsFirst(heads: heads, length: s, dimension: d),
+                                         keyLayout: .headsFirst(heads: groups, length: s, dimension: d),
+                                         shape: AttentionShape(batch: b, heads: heads, keyValueHeads: groups, queries: s,
+                                                               keys: s, dimension: d),
                                          documents: documents)
 }

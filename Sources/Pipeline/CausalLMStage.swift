@@ -79,12 +79,17 @@ public final class CausalLMStage: @unchecked Sendable {
     /// - Parameters:
     ///   - lossFunction: the per-token loss of the batch (`.mean` or `.sum`); see ``CausalLMPipeline``.
     ///   - lossConfig: builds the last stage's `PipelineCausalLMLoss`.
-    /// - Throws: ``PipelineError`` when the partition does not fit the model or `stage` is out of range.
+    /// - Throws: ``PipelineError`` when the partition does not fit the model, `stage` is out of
+    ///   range, or the model ties its head to the embedding over several stages.
     public init(model: CausalLM, partition: PipelinePartition, stage: Int, lossFunction: any TokenLoss,
                 lossConfig: MTPLossConfig = MTPLossConfig()) throws {
         _ = try PipelinePartition(layerCounts: partition.layerCounts, layers: model.layers.count)
         guard (0..<partition.stages).contains(stage) else {
             throw PipelineError("stage \(stage) is outside 0..<\(partition.stages)")
+        }
+        // Stage 0's embedding would be the last stage's head: two threads adding into one gradient.
+        guard !(model.config.tieWordEmbeddings && partition.stages > 1) else {
+            throw PipelineError("tie_word_embeddings: a tied LM head cannot be split over \(partition.stages) pipeline stages")
         }
         self.stage = stage
         stageCount = partition.stages

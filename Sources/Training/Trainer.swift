@@ -28,15 +28,34 @@ public final class Trainer {
     /// How this trainer cooperates with the other ranks of a multi-process run (no-ops by default).
     public var collectives = TrainingCollectives()
 
-    /// - Throws: ``TrainingError`` for invalid options or data.
-    public init(options: TrainingOptions, train: [[Int32]], heldOut: [[Int32]]) throws {
+    /// A trainer of a model drawn from the seed, or of `model` (a pretrained one, say).
+    ///
+    /// With ``TrainingOptions/freezeTrunk`` the optimizer holds the MTP depths' parameters
+    /// alone; the trunk (embedding and head included, which the depths share) keeps its weights.
+    ///
+    /// - Parameters:
+    ///   - options: the run; `options.model` must equal `model.config` when a model is given.
+    ///   - train, heldOut: the documents.
+    ///   - model: the starting model; nil draws one from `options.seed`.
+    /// - Throws: ``TrainingError`` for invalid options or data, a model whose configuration
+    ///   differs from the options', or a frozen trunk without MTP depths.
+    public init(options: TrainingOptions, train: [[Int32]], heldOut: [[Int32]], model initial: CausalLM? = nil) throws {
         try options.validate()
         guard !train.isEmpty else { throw TrainingError("no training documents") }
         guard !heldOut.isEmpty else { throw TrainingError("no held-out documents") }
         self.options = options
-        model = try CausalLM(config: options.model, seed: options.seed)
+        if let initial, initial.config != options.model {
+            throw TrainingError("the starting model (\(initial.config)) differs from the run's (\(options.model))")
+        }
+        model = try initial ?? CausalLM(config: options.model, seed: options.seed)
         model.emitsLogits = options.loss.readsLogits
-        optimizer = AdamW(parameters: model.namedParameters(), weightDecay: options.weightDecay)
+        var trained = model.namedParameters()
+        if options.freezeTrunk == true {
+            guard let mtp = model.mtp else { throw TrainingError("freeze-trunk needs MTP depths to train, the model has none") }
+            let heads = Set(mtp.parameters.map(ObjectIdentifier.init))
+            trained = trained.filter { heads.contains(ObjectIdentifier($0.parameter)) }
+        }
+        optimizer = AdamW(parameters: trained, weightDecay: options.weightDecay)
         schedule = LearningRateSchedule(peak: options.learningRate, warmupSteps: options.warmupSteps, totalSteps: options.steps)
         packer = try Packer(sequenceLength: options.sequenceLength, batchSize: options.batchSize,
                             vocabularySize: options.model.vocabularySize)
@@ -101,6 +120,8 @@ public final class Trainer {
         }
         let lr = schedule.rate(at: step)
         optimizer.update(learningRate: lr, gradientScale: clippingScale(norm: norm, maxNorm: options.gradientClip))
+        // A frozen trunk still receives gradients (the depths read its outputs); drop them.
+        if options.freezeTrunk == true { model.zeroGrad() }
         let record = StepRecord(step: step + 1, mainLoss: main, depthLosses: depths, learningRate: lr, gradientNorm: norm)
         history.append(record)
         step += 1

@@ -23,6 +23,14 @@ public struct TrainingOptions: Codable, Equatable, Sendable {
     public var seed: UInt64 = 0
     /// Where the documents came from; nil when unknown (checkpoints from before it was recorded).
     public var dataSource: TrainingDataSource?
+    /// The Hugging Face directory the weights started from (`mtp train --init-from`); nil
+    /// when they were drawn from the seed.
+    public var initFrom: String?
+    /// Whether only the MTP depths train (`--freeze-trunk`); nil means false.
+    public var freezeTrunk: Bool?
+    /// The `tokenizer.json` the documents were encoded with; nil for byte-level text, token
+    /// files and the built-in corpus.
+    public var tokenizer: String?
 
     public init(model: ModelConfig) { self.model = model }
 

@@ -23,7 +23,9 @@ struct GenerateCommand: ParsableCommand {
         """)
 
     @OptionGroup var decoding: DecodingOptions
-    @Option(help: "Prompt text (byte-level checkpoints).") var prompt: String?
+    @Option(help: "Prompt text (encoded with the run's tokenizer, else as bytes).") var prompt: String?
+    @Option(help: "A Hugging Face tokenizer.json for --prompt and the output (default: the run's or the directory's).")
+    var tokenizer: String?
     @Option(help: "Prompt token ids, comma-separated.") var promptTokens: String?
     @Option(help: "Index of the held-out corpus document whose prefix is the default prompt.") var promptIndex = 0
     @Option(help: "Tokens of the default (corpus) prompt.") var promptLength = 8
@@ -44,11 +46,16 @@ struct GenerateCommand: ParsableCommand {
     }
 
     private func generate() throws {
-        let (model, options) = try Trainer.loadModel(checkpoint: URL(fileURLWithPath: decoding.checkpoint))
+        var (model, options, isHuggingFace) = try Trainer.loadModel(checkpointOrDirectory: URL(fileURLWithPath: decoding.checkpoint))
+        if isHuggingFace && prompt == nil && promptTokens == nil {
+            throw ValidationError("a Hugging Face directory has no built-in corpus to take a prompt from; give --prompt or --prompt-tokens")
+        }
+        if let tokenizer { options.tokenizer = tokenizer }
+        let text = try options.loadTokenizer().map(TextCodec.tokenizer) ?? .bytes
         let generator = Generator(model: model)
-        let tokens = try GenerationSetup.promptTokens(text: prompt, ids: promptTokens, options: options,
+        let tokens = try GenerationSetup.promptTokens(text: prompt, ids: promptTokens, options: options, codec: text,
                                                       documents: decoding.documents, index: promptIndex, length: promptLength)
-        let isText = prompt != nil
+        let isText = prompt != nil ? text : nil
         let depths = speculative ? (draftDepths ?? generator.maximumDraftDepths) : 0
         if speculative && depths < 1 {
             throw ValidationError("--speculative needs a checkpoint with MTP depths and --draft-depths >= 1")
@@ -82,17 +89,29 @@ struct GenerateCommand: ParsableCommand {
     }
 }
 
+/// How prompt text becomes tokens, and tokens text: a run's BPE tokenizer, or bytes.
+enum TextCodec {
+    case bytes
+    case tokenizer(BPETokenizer)
+}
+
 /// What `mtp generate` and `mtp bench generate` share: prompts, rendering and reports.
 enum GenerationSetup {
     /// The prompt: UTF-8 bytes of `text`, the ids in `ids`, or held-out corpus prefixes.
-    static func promptTokens(text: String?, ids: String?, options: TrainingOptions, documents: Int, index: Int,
-                             length: Int) throws -> [Int32] {
+    static func promptTokens(text: String?, ids: String?, options: TrainingOptions, codec: TextCodec, documents: Int,
+                             index: Int, length: Int) throws -> [Int32] {
         let v = options.model.vocabularySize
         if let text {
-            guard v == TextData.vocabularySize else {
-                throw ValidationError("--prompt TEXT needs a byte-level checkpoint (vocabulary 256), this one has \(v); use --prompt-tokens")
+            switch codec {
+            case .tokenizer(let t):
+                return try t.encode(text)
+            case .bytes:
+                guard v == TextData.vocabularySize else {
+                    throw ValidationError("--prompt TEXT needs a tokenizer (--tokenizer) or a byte-level checkpoint (vocabulary 256), "
+                        + "this one has \(v); use --prompt-tokens")
+                }
+                return text.utf8.map { Int32($0) }
             }
-            return text.utf8.map { Int32($0) }
         }
         if let ids {
             var out: [Int32] = []
@@ -128,10 +147,13 @@ enum GenerationSetup {
         return split.heldOut.prefix(count).map { Array($0.prefix(length)) }
     }
 
-    /// Byte tokens as text when asked (lossy UTF-8), else space-separated ids.
-    static func render(_ tokens: [Int32], asText: Bool) -> String {
-        if asText { return String(decoding: tokens.map { UInt8(truncatingIfNeeded: $0) }, as: UTF8.self) }
-        return tokens.map(String.init).joined(separator: " ")
+    /// Tokens as text through `codec` when given (bytes as lossy UTF-8), else space-separated ids.
+    static func render(_ tokens: [Int32], asText codec: TextCodec?) -> String {
+        switch codec {
+        case .bytes?: return String(decoding: tokens.map { UInt8(truncatingIfNeeded: $0) }, as: UTF8.self)
+        case .tokenizer(let t)?: return t.decode(tokens)
+        case nil: return tokens.map(String.init).joined(separator: " ")
+        }
     }
 
     /// The report of a speculative run; `bestAcceptance` (``TrainingOptions/bestAcceptance(depths:)``)

@@ -6,7 +6,7 @@ struct MTPCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "mtp",
         abstract: "Multi-Token Prediction: training, generation, loss evaluation and benchmarks.",
-        subcommands: [TrainCommand.self, GenerateCommand.self, LossCommand.self, BenchCommand.self])
+        subcommands: [TrainCommand.self, GenerateCommand.self, ExportCommand.self, LossCommand.self, BenchCommand.self])
 
     static func main() {
         // Before any BLAS call: OpenBLAS picks its kernels when it loads (see BLAS+Configuration).

@@ -52,6 +52,12 @@ struct TrainCommand: ParsableCommand {
     @Option(help: "UTF-8 text file: byte-level tokens, documents split on blank lines.") var data: String?
     @Option(help: "Flat little-endian uint16 token file (nanoGPT / llm.c); needs --vocab.") var tokens: String?
     @Option(help: "Token id separating documents in --tokens.") var separator: Int32?
+    @Option(help: "A Hugging Face tokenizer.json (byte-level BPE) that encodes --data; its vocabulary is the model's.")
+    var tokenizer: String?
+    @Option(help: "Start from a Hugging Face Llama-architecture directory (config.json + safetensors); the sizes come from it, --depths adds fresh MTP depths.")
+    var initFrom: String?
+    @Flag(help: "With --init-from: train the MTP depths only (the trunk, embedding and head stay as loaded).")
+    var freezeTrunk = false
     @Option(help: "Output folder for the checkpoint and plot.") var out = "runs/default"
     @Option(help: "Continue a run from its checkpoint (bit-exact).") var resume: String?
     @Option(help: "Stop after this step (to resume later).") var stopAt: Int?
@@ -95,12 +101,28 @@ struct TrainCommand: ParsableCommand {
 
     private func train(grid: ProcessGrid?) throws {
         var options: TrainingOptions
+        var pretrained: CausalLM? = nil
         if let resume {
             let (_, metadata) = try SafeTensors.read(contentsOf: URL(fileURLWithPath: resume))
             options = try Trainer.checkpointMetadata(metadata, source: resume).options
+        } else if let initFrom {
+            let sizes: [(String, Int?)] = [("--layers", layers), ("--hidden", hidden), ("--heads", heads),
+                                           ("--intermediate", intermediate), ("--vocab", vocab)]
+            for (flag, value) in sizes where value != nil {
+                throw ValidationError("\(flag) cannot be combined with --init-from: the model's sizes come from \(initFrom)/config.json")
+            }
+            let loaded = try TrainingOptions.pretrained(from: URL(fileURLWithPath: initFrom), depths: depths,
+                                                        mtpLossScalingFactor: mtpScale ?? 0.3, freezeTrunk: freezeTrunk,
+                                                        tokenizer: tokenizer.map { URL(fileURLWithPath: $0) })
+            options = loaded.options
+            pretrained = loaded.model
+            apply(&options)
         } else {
+            guard !freezeTrunk else { throw ValidationError("--freeze-trunk needs --init-from DIR") }
+            guard tokenizer == nil || data != nil else { throw ValidationError("--tokenizer needs --data FILE (the text it encodes)") }
             options = TrainingOptions(model: ModelConfig(vocabularySize: vocab ?? 64))
             apply(&options)
+            options.tokenizer = tokenizer
         }
         if let grid {
             // Every rank must run the same job: compare what the options and flags make of it.
@@ -120,7 +142,7 @@ struct TrainCommand: ParsableCommand {
             return
         }
         let data = try loadData(options: &options)
-        let trainer = try Trainer(options: options, train: data.train, heldOut: data.heldOut)
+        let trainer = try Trainer(options: options, train: data.train, heldOut: data.heldOut, model: pretrained)
         let pipeline = try plan.map { p -> CausalLMPipeline? in
             guard grid == nil else { return nil }
             return try CausalLMPipeline(model: trainer.model, lossFunction: options.lossFunction(),
@@ -152,6 +174,10 @@ struct TrainCommand: ParsableCommand {
         log("mtp train: \(trainer.model.parameterCount) parameters, \(options.model.layers) layers, H=\(options.model.hiddenSize), "
             + "D=\(options.model.mtpDepths), loss \(options.loss.rawValue), \(data.train.count)/\(data.heldOut.count) train/held-out "
             + "documents, \(Parallel.width) cores")
+        if let initFrom = options.initFrom {
+            log("initialised from \(initFrom)" + (options.freezeTrunk == true ? ", trunk frozen (MTP depths train alone)" : "")
+                + (options.tokenizer.map { ", tokenizer \($0)" } ?? ""))
+        }
         if let f = floors {
             log("floors (held-out, exact): main \(fmt(f.main)), depths \(f.depths.map(fmt).joined(separator: " "))")
         }
@@ -284,7 +310,8 @@ struct TrainCommand: ParsableCommand {
         if let v = seqLen { o.sequenceLength = v }
         if let v = layers { o.model.layers = v }
         if let v = hidden { o.model.hiddenSize = v }
-        if let v = heads { o.model.heads = v }
+        // Models trained from scratch use plain multi-head attention (one key/value head per head).
+        if let v = heads { o.model.heads = v; o.model.keyValueHeads = v }
         if let v = intermediate { o.model.intermediateSize = v }
         if let v = depths { o.model.mtpDepths = v }
         if let v = mtpScale { o.model.mtpLossScalingFactor = v }
@@ -309,11 +336,24 @@ struct TrainCommand: ParsableCommand {
         var corpus: SyntheticCorpus? = nil
         if data != nil && tokens != nil { throw ValidationError("give at most one of --data and --tokens") }
         if let data {
-            docs = try TextData.documents(fromUTF8File: URL(fileURLWithPath: data))
-            options.model.vocabularySize = TextData.vocabularySize
+            let fixedVocabulary = options.initFrom != nil || resume != nil
+            if let path = options.tokenizer {
+                let t = try BPETokenizer(contentsOf: URL(fileURLWithPath: path))
+                if !fixedVocabulary { options.model.vocabularySize = t.vocabularySize }
+                guard t.vocabularySize <= options.model.vocabularySize else {
+                    throw ValidationError("tokenizer \(path) has \(t.vocabularySize) ids, more than the model's vocabulary of \(options.model.vocabularySize)")
+                }
+                docs = try TextData.documents(fromUTF8File: URL(fileURLWithPath: data), tokenizer: t)
+            } else {
+                docs = try TextData.documents(fromUTF8File: URL(fileURLWithPath: data))
+                if !fixedVocabulary { options.model.vocabularySize = TextData.vocabularySize }
+                guard options.model.vocabularySize >= TextData.vocabularySize else {
+                    throw ValidationError("byte-level --data needs a vocabulary of at least 256, the model has \(options.model.vocabularySize); give --tokenizer")
+                }
+            }
             options.dataSource = .text(path: data)
         } else if let tokens {
-            guard let v = vocab ?? (resume != nil ? options.model.vocabularySize : nil) else {
+            guard let v = vocab ?? (resume != nil || initFrom != nil ? options.model.vocabularySize : nil) else {
                 throw ValidationError("--tokens needs --vocab N")
             }
             docs = try TokenFileData.documents(fromUInt16File: URL(fileURLWithPath: tokens), vocabularySize: v, separator: separator)

@@ -1,0 +1,142 @@
+// Loading a Hugging Face Llama-architecture model directory into a CausalLM:
+// `config.json` (read by HuggingFaceConfig, which refuses what we do not compute),
+// the weights from `model.safetensors` or from the shards listed by
+// `model.safetensors.index.json`, in float32, float16 or bfloat16 (converted to our
+// float32 parameters), and MTP depths either from the directory (DeepSeek-V3 layout,
+// `num_nextn_predict_layers`) or fresh (CausalLM+FreshDepths.swift).
+
+import Foundation
+import NN
+import Tensors
+
+/// The files of a Hugging Face model directory.
+public enum HuggingFaceDirectory {
+    /// `config.json`.
+    public static let configFile = "config.json"
+    /// The single weights file.
+    public static let weightsFile = "model.safetensors"
+    /// The index of sharded weights.
+    public static let indexFile = "model.safetensors.index.json"
+    /// The tokenizer file, when the model has one.
+    public static let tokenizerFile = "tokenizer.json"
+
+    /// Whether `url` is a directory holding a `config.json` (how the CLI tells a Hugging Face
+    /// directory from one of our checkpoint files).
+    public static func isModelDirectory(_ url: URL) -> Bool {
+        var isDirectory: ObjCBool = false
+        return FileManager.default.fileExists(atPath: url.path, isDirectory: &isDirectory) && isDirectory.boolValue
+            && FileManager.default.fileExists(atPath: url.appendingPathComponent(configFile).path)
+    }
+
+    /// The model's configuration.
+    ///
+    /// - Throws: ``ModelError`` when the file is missing or describes an unsupported model (naming the field).
+    public static func config(in directory: URL) throws -> ModelConfig {
+        let url = directory.appendingPathComponent(configFile)
+        guard let data = FileManager.default.contents(atPath: url.path) else {
+            throw ModelError("\(directory.path) has no readable \(configFile)")
+        }
+        return try HuggingFaceConfig.modelConfig(json: data, source: url.path)
+    }
+
+    /// Every tensor of the model's weights, by name (shards merged), in their stored dtypes.
+    ///
+    /// - Throws: ``ModelError`` when neither weights file exists, the index is malformed, or
+    ///   two shards hold the same name; a SafeTensors error for an unreadable file.
+    public static func tensors(in directory: URL) throws -> [String: Tensor] {
+        let single = directory.appendingPathComponent(weightsFile)
+        if FileManager.default.fileExists(atPath: single.path) {
+            return try SafeTensors.read(contentsOf: single).tensors
+        }
+        let index = directory.appendingPathComponent(indexFile)
+        guard let data = FileManager.default.contents(atPath: index.path) else {
+            throw ModelError("\(directory.path) has neither \(weightsFile) nor \(indexFile)")
+        }
+        guard let object = try? JSONSerialization.jsonObject(with: data) as? [String: Any],
+              let map = object["weight_map"] as? [String: Any] else {
+            throw ModelError("\(index.path) has no weight_map object")
+        }
+        var files: [String] = []
+        for (name, file) in map {
+            guard let file = file as? String, !file.contains("/"), !file.isEmpty else {
+                throw ModelError("\(index.path): weight_map entry '\(name)' is not a file name in the directory")
+            }
+            if !files.contains(file) { files.append(file) }
+        }
+        var out: [String: Tensor] = [:]
+        for file in files.sorted() {
+            for (name, tensor) in try SafeTensors.read(contentsOf: directory.appendingPathComponent(file)).tensors {
+                guard out[name] == nil else { throw ModelError("\(directory.path): tensor '\(name)' is stored in two shards") }
+                out[name] = tensor
+            }
+        }
+        for name in map.keys where out[name] == nil {
+            throw ModelError("\(index.path) lists '\(name)' in \(map[name]!), which does not hold it")
+        }
+        return out
+    }
+}
+
+extension CausalLM {
+    /// A model loaded from a Hugging Face Llama-architecture directory.
+    ///
+    /// - Parameters:
+    ///   - directory: holds `config.json` and `model.safetensors` (or the shards of
+    ///     `model.safetensors.index.json`).
+    ///   - depths: MTP depths wanted; nil keeps the directory's (`num_nextn_predict_layers`,
+    ///     0 when absent). When the directory has none and `depths` is positive, fresh depths
+    ///     are made from the trunk (``initializeFreshDepths()``).
+    ///   - mtpLossScalingFactor: σ of the MTP loss (not part of a Hugging Face config).
+    /// - Returns: the model in float32.
+    /// - Throws: ``ModelError`` naming the unsupported field, the missing, unexpected or
+    ///   mis-shaped tensor, or a depth count that contradicts the directory's.
+    public static func load(huggingFace directory: URL, depths: Int? = nil,
+                            mtpLossScalingFactor: Float = 0.3) throws -> CausalLM {
+        var config = try HuggingFaceDirectory.config(in: directory)
+        let stored = config.mtpDepths
+        if let depths {
+            guard depths >= 0 else { throw ModelError("MTP depths must be >= 0, got \(depths)") }
+            guard stored == 0 || stored == depths else {
+                throw ModelError("\(directory.path) holds \(stored) MTP depths (num_nextn_predict_layers); asked for \(depths)")
+            }
+            config.mtpDepths = depths
+        }
+        config.mtpLossScalingFactor = mtpLossScalingFactor
+        let model = try CausalLM(config: config, seed: 0)
+        let tensors = try HuggingFaceDirectory.tensors(in: directory)
+        try model.loadHuggingFaceTensors(tensors, source: directory.path, includingDepths: stored > 0)
+        if stored == 0, config.mtpDepths > 0 { try model.initializeFreshDepths() }
+        return model
+    }
+
+    /// Fills the parameters from tensors under Hugging Face names (``huggingFaceLayout()``),
+    /// converting each to float32; nothing changes unless every tensor fits.
+    ///
+    /// - Parameters:
+    ///   - tensors: the checkpoint's tensors.
+    ///   - source: the checkpoint's path, for messages.
+    ///   - includingDepths: whether the MTP depths come from `tensors` too (else only the trunk
+    ///     is read, and tensors of layers from `L` on are refused as unexpected).
+    /// - Throws: ``ModelError`` naming a missing, unexpected, non-float or mis-shaped tensor.
+    public func loadHuggingFaceTensors(_ tensors: [String: Tensor], source: String, includingDepths: Bool) throws {
+        let layout = try huggingFaceLayout(includingDepths: includingDepths)
+        // Tied copies and a tied head stored anyway are accepted, not needed.
+        var known = Set(layout.map(\.name))
+        if config.tieWordEmbeddings { known.insert("lm_head.weight") }
+        for name in tensors.keys.sorted() where !known.contains(name) && !name.hasSuffix(".rotary_emb.inv_freq") {
+            throw ModelError("\(source): unexpected tensor '\(name)' (not part of this Llama-architecture model)")
+        }
+        var updates: [(Parameter, Tensor)] = []
+        for entry in layout where !entry.isCopy {
+            guard let t = tensors[entry.name] else { throw ModelError("\(source): missing tensor '\(entry.name)'") }
+            guard t.shape == entry.parameter.shape else {
+                throw ModelError("\(source): '\(entry.name)' has shape \(t.shape), the model expects \(entry.parameter.shape)")
+            }
+            guard t.dtype.isFloatingPoint else {
+                throw ModelError("\(source): '\(entry.name)' is \(t.dtype); weights must be float32, float16 or bfloat16")
+            }
+            updates.append((entry.parameter, t.detached().cast(to: .float32)))
+        }
+        for (p, t) in updates { p.value = t }
+    }
+}

@@ -1,0 +1,36 @@
+import ArgumentParser
+import Foundation
+import Model
+import Tensors
+import Training
+
+/// `mtp export CHECKPOINT --hf DIR`: a checkpoint as a Hugging Face model directory.
+struct ExportCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "export",
+        abstract: "Export a checkpoint as a Hugging Face directory (LlamaForCausalLM trunk, DeepSeek-V3 MTP layers).",
+        discussion: """
+        Writes config.json (a LlamaForCausalLM config with rms_norm_eps, rope_theta, key/value heads and \
+        tying, plus num_nextn_predict_layers = D), generation_config.json, model.safetensors (metadata \
+        format pt, the weights alone, no optimizer state) and, when the run had one, tokenizer.json. The \
+        MTP depths are the layers model.layers.{L+k} in the Hugging Face DeepSeek-V3 layout (enorm, \
+        hnorm, eh_proj, the block, shared_head.norm, and copies of embed_tokens and shared_head.head); \
+        LlamaForCausalLM leaves them aside when it loads the directory.
+        """)
+
+    @Argument(help: "A checkpoint written by `mtp train` (or a Hugging Face directory to rewrite).") var checkpoint: String
+    @Option(help: "The output directory.") var hf: String
+    @Option(help: "Weight dtype: f32, f16 or bf16.") var dtype = "f32"
+
+    func run() throws {
+        try reportingErrors {
+            let types: [String: DType] = ["f32": .float32, "f16": .float16, "bf16": .bfloat16]
+            guard let type = types[dtype] else { throw ValidationError("--dtype must be f32, f16 or bf16, got '\(dtype)'") }
+            let (model, options, _) = try Trainer.loadModel(checkpointOrDirectory: URL(fileURLWithPath: checkpoint))
+            let tokenizer = options.tokenizer.map { URL(fileURLWithPath: $0) }
+            let files = try model.exportHuggingFace(to: URL(fileURLWithPath: hf),
+                                                    options: HuggingFaceExportOptions(dtype: type, tokenizer: tokenizer))
+            for file in files { print(file.path) }
+        }
+    }
+}

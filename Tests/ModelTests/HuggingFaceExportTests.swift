@@ -1,0 +1,85 @@
+// Export to a Hugging Face directory: the DeepSeek-V3 MTP layout, `format: pt`, no
+// optimizer state, dtype conversion, and a round trip back through the importer.
+
+import Foundation
+import Model
+import NN
+import Tensors
+import TestSupport
+import XCTest
+
+final class HuggingFaceExportTests: XCTestCase {
+    private let config = ModelConfig(vocabularySize: 20, hiddenSize: 16, layers: 2, heads: 4, intermediateSize: 24, mtpDepths: 2,
+                                     keyValueHeads: 2, rmsNormEpsilon: 1e-5, ropeTheta: 1e5)
+
+    private func block(_ prefix: String) -> [String] {
+        ["input_layernorm.weight", "self_attn.q_proj.weight", "self_attn.k_proj.weight", "self_attn.v_proj.weight",
+         "self_attn.o_proj.weight", "post_attention_layernorm.weight", "mlp.gate_proj.weight", "mlp.up_proj.weight",
+         "mlp.down_proj.weight"].map { prefix + "." + $0 }
+    }
+
+    func testKeysFollowLlamaAndDeepSeekV3() throws {
+        let model = try CausalLM(config: config, seed: 3)
+        let names = try model.huggingFaceLayout().map(\.name)
+        var expected = ["model.embed_tokens.weight"] + block("model.layers.0") + block("model.layers.1")
+            + ["model.norm.weight", "lm_head.weight"]
+        for layer in [2, 3] {
+            let p = "model.layers.\(layer)"
+            expected += [p + ".enorm.weight", p + ".hnorm.weight", p + ".eh_proj.weight"] + block(p)
+                + [p + ".shared_head.norm.weight", p + ".embed_tokens.weight", p + ".shared_head.head.weight"]
+        }
+        XCTAssertEqual(names, expected)
+    }
+
+    func testRoundTripThroughTheDirectory() throws {
+        for tied in [false, true] {
+            var c = config
+            c.tieWordEmbeddings = tied
+            let model = try CausalLM(config: c, seed: 5)
+            // Norms away from one, so a swapped norm shows.
+            for (name, p) in model.namedParameters() where name.hasSuffix("norm.weight") {
+                p.value = randomTensor(p.shape, 0.5, 1.5, seed: UInt64(name.count))
+            }
+            let dir = try temporaryDirectory(self)
+            let written = try model.exportHuggingFace(to: dir)
+            XCTAssertEqual(written.map(\.lastPathComponent), ["config.json", "generation_config.json", "model.safetensors"])
+            let (tensors, metadata) = try SafeTensors.read(contentsOf: dir.appendingPathComponent("model.safetensors"))
+            XCTAssertEqual(metadata["format"], "pt")
+            XCTAssertFalse(tensors.keys.contains { $0.hasPrefix("optimizer") })
+            XCTAssertEqual(tensors["lm_head.weight"] == nil, tied)
+            XCTAssertEqual(tensors["model.layers.3.embed_tokens.weight"]?.floats, model.embedTokens.weight.value.floats)
+            XCTAssertEqual(tensors["model.layers.2.shared_head.head.weight"]?.floats, model.lmHead.weight.value.floats)
+            XCTAssertEqual(tensors["model.layers.3.shared_head.norm.weight"]?.floats,
+                           model.mtp?.depths[1].finalLayernorm.weight.value.floats)
+
+            let back = try CausalLM.load(huggingFace: dir, mtpLossScalingFactor: c.mtpLossScalingFactor)
+            XCTAssertEqual(back.config, c)
+            let ours = model.namedParameters(), theirs = back.namedParameters()
+            XCTAssertEqual(ours.map(\.name), theirs.map(\.name))
+            for (a, b) in zip(ours, theirs) { XCTAssertEqual(a.parameter.value.floats, b.parameter.value.floats, a.name) }
+        }
+    }
+
+    func testHalfPrecisionExportsRoundToTheDType() throws {
+        let model = try CausalLM(config: config, seed: 9)
+        for dtype in [DType.bfloat16, .float16] {
+            let dir = try temporaryDirectory(self)
+            try model.exportHuggingFace(to: dir, options: HuggingFaceExportOptions(dtype: dtype))
+            let tensors = try SafeTensors.read(contentsOf: dir.appendingPathComponent("model.safetensors")).tensors
+            XCTAssertTrue(tensors.values.allSatisfy { $0.dtype == dtype })
+            let back = try CausalLM.load(huggingFace: dir)
+            let w = model.layers[0].selfAttn.kProj.weight.value
+            XCTAssertEqual(back.layers[0].selfAttn.kProj.weight.value.floats, w.cast(to: dtype).cast(to: .float32).floats)
+        }
+    }
+
+    func testTokenizerIsCopied() throws {
+        let model = try CausalLM(config: config, seed: 1)
+        let dir = try temporaryDirectory(self)
+        let tokenizer = fixtureURL("tokenizers/gpt2_style.tokenizer.json")
+        try model.exportHuggingFace(to: dir, options: HuggingFaceExportOptions(tokenizer: tokenizer, eosTokenID: 0))
+        XCTAssertEqual(try Data(contentsOf: dir.appendingPathComponent("tokenizer.json")), try Data(contentsOf: tokenizer))
+        let generation = try JSONSerialization.jsonObject(with: Data(contentsOf: dir.appendingPathComponent("generation_config.json")))
+        XCTAssertEqual((generation as? [String: Any])?["eos_token_id"] as? Int, 0)
+    }
+}
