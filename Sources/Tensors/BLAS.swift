@@ -1,5 +1,6 @@
 // The one place that talks to BLAS: OpenBLAS (CBLAS) on Linux, Accelerate on Apple.
 
+import Dispatch
 #if canImport(Accelerate)
 import Accelerate
 #else
@@ -23,7 +24,10 @@ public enum BLAS {
             for i in 0..<m { for j in 0..<n { c[i * ldc + j] = beta == 0 ? 0 : beta * c[i * ldc + j] } }
             return
         }
+        let timed = Timing.enabled
+        let start = timed ? DispatchTime.now().uptimeNanoseconds : 0
         cblas_sgemm(CblasRowMajor, transA ? CblasTrans : CblasNoTrans, transB ? CblasTrans : CblasNoTrans,
                     Int32(m), Int32(n), Int32(k), alpha, a, Int32(lda), b, Int32(ldb), beta, c, Int32(ldc))
+        if timed { Timing.add(since: start) }
     }
 }

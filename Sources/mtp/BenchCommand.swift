@@ -4,5 +4,6 @@ struct BenchCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "bench",
         abstract: "Benchmarks (release build).",
-        subcommands: [BenchLossCommand.self, BenchMatmulCommand.self, BenchGenerateCommand.self, BenchCommCommand.self])
+        subcommands: [BenchLossCommand.self, BenchMatmulCommand.self, BenchGenerateCommand.self, BenchCommCommand.self,
+                      BenchTrainCommand.self])
 }

@@ -25,4 +25,10 @@ $mtp train --out "$out/run" --json > "$out/train.log" 2>&1; echo "train: $(tail 
 $mtp train --steps 100 --eval-every 1000 --out "$out/run-throughput" --json > "$out/train-100.log" 2>&1
 echo "swift train 100 steps: $(tail -1 "$out/train-100.log")"
 [ $have_torch = 1 ] && { python3 scripts/bench/torch_train.py --steps 100 > "$out/torch-train.log" 2>&1; echo "torch train: $(tail -1 "$out/torch-train.log")"; }
+for size in small medium large; do  # the training step at three sizes, both implementations, alternating
+  $mtp bench train --size "$size" --json > "$out/bench-train-$size.log" 2>&1
+  echo "swift bench train $size: $(tail -1 "$out/bench-train-$size.log")"
+  [ $have_torch = 1 ] && { python3 scripts/bench/torch_train.py --size "$size" --steps 10 > "$out/torch-train-$size.log" 2>&1
+    echo "torch train $size: $(tail -1 "$out/torch-train-$size.log")"; }
+done
 echo "== load after: $(cut -d' ' -f1-3 /proc/loadavg)"

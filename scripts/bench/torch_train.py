@@ -11,9 +11,12 @@ Step: backward, global-norm clip 1.0, AdamW (β 0.9/0.95, weight decay on matric
 Data: packed rows of random-length documents (16–48 tokens) of random ids: the
 step's cost does not depend on the values. Prints tokens/s. Optional: CI never runs it.
 
-Usage: python3 scripts/bench/torch_train.py [--steps 30 --batch 16 --seq 64 --hidden 96 --layers 8 --heads 4 --inter 256 --depths 2 --vocab 64]
+Usage: python3 scripts/bench/torch_train.py [--size small|medium|large] [--steps 30 --batch-size 16 --seq-len 64
+       --hidden 96 --layers 8 --heads 4 --intermediate 256 --depths 2 --vocab 64] [--compile]
+The flags and presets are those of `mtp bench train`; --batch/--seq/--inter are older spellings.
+The JSON line adds the process's peak RSS growth over the measured steps (bytes).
 """
-import argparse, json, math, time
+import argparse, json, math, resource, time
 
 import torch
 import torch.nn as nn
@@ -115,16 +118,30 @@ def batch(a, g):
 
 
 def main():
+    presets = {"small": dict(hidden=96, layers=8, heads=4, inter=256, seq=64, batch=16, vocab=64),
+               "medium": dict(hidden=256, layers=8, heads=8, inter=704, seq=256, batch=8, vocab=256),
+               "large": dict(hidden=512, layers=8, heads=8, inter=1408, seq=512, batch=4, vocab=32000)}
     p = argparse.ArgumentParser()
-    for k, v in dict(steps=30, batch=16, seq=64, hidden=96, layers=8, heads=4, inter=256, depths=2, vocab=64).items():
-        p.add_argument(f"--{k}", type=int, default=v)
+    p.add_argument("--size", choices=list(presets), default="small")
+    p.add_argument("--steps", type=int, default=30)
+    p.add_argument("--depths", type=int, default=2)
+    for k, names in dict(batch=["--batch-size", "--batch"], seq=["--seq-len", "--seq"], hidden=["--hidden"],
+                         layers=["--layers"], heads=["--heads"], inter=["--intermediate", "--inter"],
+                         vocab=["--vocab"]).items():
+        p.add_argument(*names, dest=k, type=int, default=None)
     p.add_argument("--scale", type=float, default=0.3)
     p.add_argument("--threads", type=int, default=0)
+    p.add_argument("--compile", action="store_true", help="torch.compile the model")
     a = p.parse_args()
+    for k, v in presets[a.size].items():
+        if getattr(a, k) is None:
+            setattr(a, k, v)
     if a.threads:
         torch.set_num_threads(a.threads)
     torch.manual_seed(0)
     model = Model(a)
+    if a.compile:
+        model = torch.compile(model)
     decay = [p for p in model.parameters() if p.dim() >= 2]
     other = [p for p in model.parameters() if p.dim() < 2]
     opt = torch.optim.AdamW([{"params": decay, "weight_decay": 0.05}, {"params": other, "weight_decay": 0.0}],
@@ -154,13 +171,16 @@ def main():
 
     for _ in range(3):
         step()  # warm-up
+    rss0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     t0 = time.perf_counter()
     for _ in range(a.steps):
         step()
     dt = time.perf_counter() - t0
+    rss_growth = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - rss0) * 1024
     tps = a.steps * a.batch * a.seq / dt
     print(f"torch {torch.__version__} threads={torch.get_num_threads()}: {a.steps} steps in {dt:.2f} s, {tps:.0f} tokens/s")
-    print(json.dumps({"tokens_per_second": tps, "seconds": dt, "steps": a.steps, "threads": torch.get_num_threads()}))
+    print(json.dumps({"tokens_per_second": tps, "seconds": dt, "steps": a.steps, "threads": torch.get_num_threads(),
+                      "size": a.size, "compiled": a.compile, "peak_rss_growth_bytes": rss_growth}))
 
 
 if __name__ == "__main__":

@@ -1,0 +1,62 @@
+// What `mtp bench train` measures: the full training step (forward, backward, clipping,
+// AdamW) of a model of given sizes, after warm-up steps, on the built-in corpus (the
+// step's cost does not depend on the token values).
+//
+//   tokens/s       = B · S · steps / seconds of the measured steps
+//   GEMM fraction  = seconds inside BLAS.sgemm / seconds of the measured steps
+//   peak bytes     = the allocation meter's peak over the measured steps minus the live
+//                    bytes before them (parameters, optimizer state excluded)
+
+import Data
+import Foundation
+import Tensors
+
+/// The throughput of training steps.
+public enum TrainingBenchmark {
+    /// One measurement.
+    public struct Result: Sendable {
+        /// Steps measured (after the warm-up).
+        public var steps: Int
+        /// Tokens of one step (B · S · accumulation).
+        public var tokensPerStep: Int
+        /// Wall seconds of the measured steps.
+        public var seconds: Double
+        /// Seconds of those spent inside `BLAS.sgemm`.
+        public var gemmSeconds: Double
+        /// GEMM calls per step.
+        public var gemmCallsPerStep: Int
+        /// Peak live tensor and scratch bytes during the measured steps, beyond those live before.
+        public var peakBytes: Int
+        /// The model's parameter count.
+        public var parameters: Int
+
+        /// Tokens per second of the measured steps.
+        public var tokensPerSecond: Double { Double(tokensPerStep * steps) / Swift.max(seconds, 1e-12) }
+        /// The share of the step's time inside GEMM.
+        public var gemmFraction: Double { gemmSeconds / Swift.max(seconds, 1e-12) }
+    }
+
+    /// Trains `options`' model on `documents` built-in-corpus documents for `warmup` then
+    /// `steps` steps and measures the latter.
+    ///
+    /// - Throws: ``TrainingError`` for invalid options or too few documents for one batch.
+    public static func run(options: TrainingOptions, documents: Int, warmup: Int, steps: Int) throws -> Result {
+        guard steps >= 1, warmup >= 0 else { throw TrainingError("steps must be >= 1 and warm-up >= 0, got \(steps), \(warmup)") }
+        var o = options
+        o.steps = Swift.max(o.steps, warmup + steps)
+        o.evalEvery = o.steps
+        let split = try o.split(try o.builtInDocuments(count: documents))
+        let trainer = try Trainer(options: o, train: split.train, heldOut: split.heldOut)
+        for _ in 0..<warmup { try trainer.trainStep() }
+        let before = AllocationMeter.currentBytes
+        AllocationMeter.resetPeak()
+        BLAS.Timing.start()
+        let start = DispatchTime.now().uptimeNanoseconds
+        for _ in 0..<steps { try trainer.trainStep() }
+        let seconds = Double(DispatchTime.now().uptimeNanoseconds - start) * 1e-9
+        let gemm = BLAS.Timing.stop()
+        return Result(steps: steps, tokensPerStep: o.batchSize * o.sequenceLength * o.gradientAccumulation, seconds: seconds,
+                      gemmSeconds: gemm.seconds, gemmCallsPerStep: gemm.calls / steps,
+                      peakBytes: AllocationMeter.peakBytes - before, parameters: trainer.model.parameterCount)
+    }
+}
