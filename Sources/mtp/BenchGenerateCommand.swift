@@ -14,7 +14,9 @@ struct BenchGenerateCommand: ParsableCommand {
         abstract: "Time speculative decoding with the MTP heads against plain decoding (held-out prompts).",
         discussion: """
         Prompts: the first --prompt-length tokens of the first --prompts held-out documents of the built-in \
-        corpus, reconstructed from the checkpoint's run (vocabulary, seed, split). For each number of drafting \
+        corpus, reconstructed from the checkpoint's run (vocabulary, seed, split); for a --data checkpoint whose \
+        text file is still at its recorded path, the first held-out documents of that file with at least \
+        --prompt-length bytes. For each number of drafting \
         depths 1 … D, every prompt is decoded plainly and speculatively --repeats times, alternating, and each \
         mode keeps its fastest run; the speed-up is the summed plain time over the summed speculative time. \
         Acceptance of depth k = accepted / checked drafts, where a draft is checked when every earlier draft of \
@@ -47,6 +49,7 @@ struct BenchGenerateCommand: ParsableCommand {
         guard d >= 1 else { throw ValidationError("the checkpoint has no MTP depths to draft with") }
         let set = try GenerationSetup.heldOutPrompts(options: options, documents: decoding.documents, count: prompts, length: promptLength)
         let greedy = decoding.temperature == 0
+        guard !set.isEmpty else { throw ValidationError("no held-out document has --prompt-length \(promptLength) tokens") }
         FileHandle.standardError.write(Data(("mtp bench generate: \(set.count) held-out prompts × \(decoding.maxTokens) tokens, "
             + "\(greedy ? "greedy" : "T=\(decoding.temperature), top-p \(decoding.topP)"), \(repeats) runs per mode, D=\(d), "
             + "H=\(options.model.hiddenSize), \(options.model.layers) layers\n" + GenerationSetup.kernelNote + "\n").utf8))

@@ -49,7 +49,8 @@ struct GenerateCommand: ParsableCommand {
         let generator = Generator(model: model)
         let tokens = try GenerationSetup.promptTokens(text: prompt, ids: promptTokens, options: options,
                                                       documents: decoding.documents, index: promptIndex, length: promptLength)
-        let isText = prompt != nil
+        var isText = prompt != nil
+        if case .text = options.dataSource { isText = true }
         let depths = speculative ? (draftDepths ?? generator.maximumDraftDepths) : 0
         if speculative && depths < 1 {
             throw ValidationError("--speculative needs a checkpoint with MTP depths and --draft-depths >= 1")
@@ -124,9 +125,15 @@ enum GenerationSetup {
     }
 
     /// The first `length` tokens of the first `count` held-out documents of the built-in
-    /// corpus, drawn and split by the run's own rule (`TrainingOptions.builtInDocuments`, `split`).
+    /// corpus, drawn and split by the run's own rule (`TrainingOptions.builtInDocuments`, `split`);
+    /// for a checkpoint trained on a text file still at its recorded path, the first `count`
+    /// held-out documents of that file (split the same way) with at least `length` bytes.
     static func heldOutPrompts(options: TrainingOptions, documents: Int, count: Int, length: Int) throws -> [[Int32]] {
         let v = options.model.vocabularySize
+        if case .text(let path) = options.dataSource, FileManager.default.fileExists(atPath: path) {
+            let split = try options.split(TextData.documents(fromUTF8File: URL(fileURLWithPath: path)))
+            return split.heldOut.filter { $0.count >= length }.prefix(count).map { Array($0.prefix(length)) }
+        }
         if let source = options.dataSource, source != .builtIn {
             throw ValidationError("default prompts are built-in corpus prefixes, and this checkpoint was trained on \(source): "
                 + "give --prompt TEXT or --prompt-tokens")
