@@ -282,16 +282,20 @@ public final class Generator {
 
     /// Times the calls of a speculative step on a throw-away sequence: a main forward over
     /// 1 … D + 1 rows and one drafting call of each depth (k + 2 rows, as after an accepted
-    /// step), each the fastest of `repeats` runs. Leaves the caches empty.
+    /// step). Leaves the caches empty.
+    ///
+    /// On a shared machine single timings are noisy, so each repeat times every call back to
+    /// back and takes its ratio to that repeat's one-row forward (neighbours slow a whole
+    /// repeat alike); the costs are the median ratios times the fastest one-row forward.
     ///
     /// - Parameter repeats: timed runs per call (≥ 1).
     /// - Returns: seconds per call.
-    public func measureDraftingCosts(repeats: Int = 15) -> DraftingCosts {
+    public func measureDraftingCosts(repeats: Int = 31) -> DraftingCosts {
         let d = maximumDraftDepths, v = config.vocabularySize
         let tokens = (0..<(2 * d + 4)).map { Int32(($0 * 7 + 3) % v) }
         let n = d + 2
-        var verification = [Double](repeating: .infinity, count: d + 1)
-        var drafting = [Double](repeating: .infinity, count: d)
+        var ratios = [[Double]](repeating: [], count: 2 * d + 1)
+        var fastest = Double.infinity
         func seconds(_ body: () -> Void) -> Double {
             let start = DispatchTime.now().uptimeNanoseconds
             body()
@@ -304,24 +308,24 @@ public final class Generator {
             engine.truncateDepth(k, to: 0)
         }
         for _ in 0..<Swift.max(1, repeats) {
+            var times: [Double] = []
             for m in 1...(d + 1) {
                 let rows = Array(tokens[n..<(n + m)])
-                verification[m - 1] = Swift.min(verification[m - 1], seconds {
-                    rows.withUnsafeBufferPointer { engine.runMain($0, start: n, outputs: m) }
-                })
+                times.append(seconds { rows.withUnsafeBufferPointer { engine.runMain($0, start: n, outputs: m) } })
                 engine.truncateMain(to: n)
             }
             for k in 0..<d {
                 let rows = Array(tokens[(k + 1)..<(2 * k + 3)])
-                drafting[k] = Swift.min(drafting[k], seconds {
-                    rows.withUnsafeBufferPointer {
-                        engine.runDepth(k, tokens: $0, start: 0, outputs: k == d - 1 ? 1 : $0.count)
-                    }
+                times.append(seconds {
+                    rows.withUnsafeBufferPointer { engine.runDepth(k, tokens: $0, start: 0, outputs: k == d - 1 ? 1 : $0.count) }
                 })
             }
             for k in 0..<d { engine.truncateDepth(k, to: 0) }
+            fastest = Swift.min(fastest, times[0])
+            for (i, t) in times.enumerated() { ratios[i].append(t / times[0]) }
         }
         engine.reset()
-        return DraftingCosts(verification: verification, drafting: drafting)
+        let costs = ratios.map { r in r.sorted()[r.count / 2] * fastest }
+        return DraftingCosts(verification: Array(costs[0...d]), drafting: Array(costs[(d + 1)...]))
     }
 }
