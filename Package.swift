@@ -3,6 +3,7 @@ import PackageDescription
 
 // The module layering (arrows point to what a module imports; nothing imports sideways):
 //   mtp → LossCases, Generation, Training, Pipeline → Data, Model → MTP → NN, Losses → Tensors → CBLAS
+//   NN → CRowKernels (the decoding projection for a few rows)
 //   mtp → Distributed → Training, Pipeline, CMPI (OpenMPI)
 
 let package = Package(
@@ -42,13 +43,16 @@ let package = Package(
             providers: [.apt(["libopenmpi-dev", "openmpi-bin"])]
         ),
 
+        // The few-row decoding projection (AVX2 / AVX-512 chosen at run time; see its README).
+        .target(name: "CRowKernels"),
+
         // MARK: Core
         .target(
             name: "Tensors",
             dependencies: [.target(name: "CBLAS", condition: .when(platforms: [.linux]))]
         ),
         .target(name: "Losses", dependencies: ["Tensors"]),
-        .target(name: "NN", dependencies: ["Tensors"]),
+        .target(name: "NN", dependencies: ["Tensors", "CRowKernels"]),
         .target(name: "MTP", dependencies: ["Tensors", "Losses", "NN"]),
 
         // MARK: Models, data and what runs them

@@ -21,13 +21,9 @@
 // Batch invariance: greedy speculative output equals plain greedy output only if a
 // position's logits are bit-identical whether the main trunk computes it alone (plain
 // decoding) or among the rows of a verification. Norms, rotations, attention and SwiGLU
-// work row by row in a fixed order, so that holds for them by construction. A GEMM
-// row may not: OpenBLAS 0.3.21's SkylakeX small-matrix kernels give every row the same
-// bits for any M, but its Haswell, Zen and Prescott kernels round rows differently
-// depending on M. So the engine probes the BLAS on the main trunk's own matrices and
-// row counts once (`verifiesInBatches`), and when rows depend on M it verifies row by
-// row: still one verification per step and the same acceptance, just without the
-// batched GEMMs' saving, and greedy output stays identical on every BLAS.
+// work row by row in a fixed order, and every projection of a call of at most 8 rows runs
+// NN's batch-invariant kernel (`Linear.Frozen`), so that holds by construction on every
+// CPU and BLAS: a verification is always one batched forward.
 
 import NN
 import Tensors
@@ -52,16 +48,11 @@ final class DecodingEngine {
     /// Logits of the last call's output rows, `[outputs, V]`.
     let logits = RowBuffer()
 
-    /// Whether a verification runs its rows through the main trunk as one batch (the BLAS
-    /// gives batch-invariant rows, see the file header) or one row at a time.
-    var verifiesInBatches: Bool
-
-    // Scratch, sized for the largest call so far (one spare row each, see `Linear.Frozen`).
+    // Scratch, sized for the largest call so far (one spare row each, see InferenceBuffers.swift).
     private let scratch = InferenceScratch()
     private let x = RowBuffer()
     private let normed = RowBuffer()
     private let fused = RowBuffer()
-    private let verified = RowBuffer()
     private var rows = 0
 
     init(weights: DecodingWeights) {
@@ -71,44 +62,6 @@ final class DecodingEngine {
         mainCaches = weights.layers.map { $0.makeCache() }
         depthCaches = weights.depths.map { $0.blocks.map { $0.makeCache() } }
         depthHidden = weights.depths.map { _ in RowBuffer() }
-        verifiesInBatches = false
-        verifiesInBatches = gemmRowsAreBatchInvariant(upTo: weights.depths.count + 1)
-    }
-
-    /// Whether every main-trunk projection gives the same bits for a row computed alone
-    /// and as row r of an M-row product (2 ≤ M ≤ `maxRows`), through `Linear.Frozen` itself
-    /// (padding included, with and without accumulation). GEMM kernels choose their code
-    /// path from the shapes and flags, not the values, so random rows stand for all.
-    private func gemmRowsAreBatchInvariant(upTo maxRows: Int) -> Bool {
-        guard maxRows >= 2 else { return true }
-        var generator = SplitMix64(seed: 0x5EED)
-        func random(_ count: Int) -> RowBuffer {
-            let b = RowBuffer(capacity: count)
-            for i in 0..<count { b.pointer[i] = generator.nextUniform() * 2 - 1 }
-            return b
-        }
-        let matrices = weights.layers.flatMap(\.projections) + [weights.lmHead]
-        for w in matrices {
-            let (inputs, outputs) = (w.inFeatures, w.outFeatures)
-            let input = random((maxRows + 1) * inputs), start = random((maxRows + 1) * outputs)
-            let batched = RowBuffer(capacity: (maxRows + 1) * outputs)
-            let alone = RowBuffer(capacity: inputs), single = RowBuffer(capacity: outputs)
-            for accumulate in [false, true] {
-                for m in 2...maxRows {
-                    batched.pointer.update(from: start.pointer, count: (maxRows + 1) * outputs)
-                    w(input.pointer, rows: m, into: batched.pointer, accumulate: accumulate)
-                    for r in 0..<m {
-                        alone.pointer.update(from: input.pointer + r * inputs, count: inputs)
-                        single.pointer.update(from: start.pointer + r * outputs, count: outputs)
-                        w(alone.pointer, rows: 1, into: single.pointer, accumulate: accumulate)
-                        for j in 0..<outputs where batched.pointer[r * outputs + j].bitPattern != single.pointer[j].bitPattern {
-                            return false
-                        }
-                    }
-                }
-            }
-        }
-        return true
     }
 
     /// Empties every cache (a new sequence).
@@ -133,7 +86,6 @@ final class DecodingEngine {
     }
 
     private func reserveRows(_ m: Int) {
-        // One spare row: a projection may pad a GEMM with it (see `Linear.Frozen`).
         let padded = m + 1
         guard padded > rows else { return }
         let h = hidden
@@ -165,24 +117,6 @@ final class DecodingEngine {
         let out = mainHidden.pointer + (start + first) * h
         weights.norm(x.pointer + first * h, rows: outputs, into: out)
         weights.lmHead(out, rows: outputs, into: logits.pointer)
-    }
-
-    /// The main trunk over the rows of a verification, `tokens` at `start ..< start + M`:
-    /// like `runMain(tokens, start:, outputs: M)`, but row by row unless the BLAS is batch
-    /// invariant, so each row's logits equal plain decoding's bit for bit.
-    func verify(_ tokens: UnsafeBufferPointer<Int32>, start: Int) {
-        let m = tokens.count
-        guard !verifiesInBatches && m > 1 else {
-            runMain(tokens, start: start, outputs: m)
-            return
-        }
-        reserveRows(m)
-        verified.reserve(m * vocabularySize)
-        for r in 0..<m {
-            runMain(UnsafeBufferPointer(rebasing: tokens[r...r]), start: start + r, outputs: 1)
-            (verified.pointer + r * vocabularySize).update(from: logits.pointer, count: vocabularySize)
-        }
-        logits.pointer.update(from: verified.pointer, count: m * vocabularySize)
     }
 
     // MARK: MTP depths

@@ -10,16 +10,31 @@ public struct GenerationOptions: Sendable, Equatable {
     public var topP: Double
     /// Seeds the sampler (unused when greedy).
     public var seed: UInt64
-    /// MTP depths that draft tokens each step: 0 decodes plainly, at most the model's D.
+    /// MTP depths that may draft tokens each step: 0 decodes plainly, at most the model's D.
     public var draftDepths: Int
+    /// Whether each step drafts only as many of the `draftDepths` as pay (AdaptiveDrafting.swift);
+    /// false drafts all of them every step.
+    public var adaptiveDrafting: Bool
+    /// Per depth, the acceptance adaptive drafting starts from, in [0, 1] (the checkpoint's
+    /// teacher-forced agreement, say); nil (or a missing entry) starts from 1. A depth whose
+    /// prior is 0 is drafted only after it is seen to pass, that is never.
+    public var acceptancePrior: [Double]?
+    /// The positions the model was trained on (the training sequence length S): past them the
+    /// main model and the depths see a sliding window of the last S/2 … S tokens (Generator.swift).
+    /// nil never crops the context.
+    public var contextLength: Int?
 
     /// - Parameters: see the properties.
-    public init(maxTokens: Int = 64, temperature: Double = 0, topP: Double = 1, seed: UInt64 = 0, draftDepths: Int = 0) {
+    public init(maxTokens: Int = 64, temperature: Double = 0, topP: Double = 1, seed: UInt64 = 0, draftDepths: Int = 0,
+                adaptiveDrafting: Bool = true, acceptancePrior: [Double]? = nil, contextLength: Int? = nil) {
         self.maxTokens = maxTokens
         self.temperature = temperature
         self.topP = topP
         self.seed = seed
         self.draftDepths = draftDepths
+        self.adaptiveDrafting = adaptiveDrafting
+        self.acceptancePrior = acceptancePrior
+        self.contextLength = contextLength
     }
 }
 
@@ -36,6 +51,12 @@ public struct GenerationStatistics: Sendable, Equatable {
     public var drafted: [Int]
     /// `accepted[k]`: how often it was accepted.
     public var accepted: [Int]
+    /// `stepsByDraftDepths[d]`: verifying forwards that checked d drafts (d = 0 … D′; a step
+    /// with no draft is a plain one, chosen by adaptive drafting or at a window's end).
+    public var stepsByDraftDepths: [Int]
+    /// Times the context window moved and the caches were recomputed from the kept tokens
+    /// (see ``GenerationOptions/contextLength``).
+    public var windowShifts = 0
     /// Wall-clock seconds of the generation call (merged: summed).
     public var seconds = 0.0
 
@@ -43,6 +64,7 @@ public struct GenerationStatistics: Sendable, Equatable {
     public init(depths: Int) {
         drafted = [Int](repeating: 0, count: depths)
         accepted = drafted
+        stepsByDraftDepths = [Int](repeating: 0, count: depths + 1)
     }
 
     /// Per depth: accepted / drafted, the acceptance rate of depth k given that its step
@@ -65,6 +87,8 @@ public struct GenerationStatistics: Sendable, Equatable {
         out.verifications += other.verifications
         out.verifiedTokens += other.verifiedTokens
         out.seconds += other.seconds
+        out.windowShifts += other.windowShifts
+        for d in stepsByDraftDepths.indices { out.stepsByDraftDepths[d] += other.stepsByDraftDepths[d] }
         for k in drafted.indices {
             out.drafted[k] += other.drafted[k]
             out.accepted[k] += other.accepted[k]

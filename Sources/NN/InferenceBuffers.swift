@@ -5,8 +5,9 @@
 // Legend: M rows of a call, H hidden size, I intermediate size.
 // One scratch serves every block of a model: blocks run one after another, and each
 // reads only what it wrote itself. Every buffer is reserved for one row past the M
-// rows of a call, because a projection may run three rows as four (see
-// ``Linear/Frozen``) and then reads and writes that spare row; nothing depends on it.
+// rows of a call (the "spare row" the layers' docs ask of their callers): projections
+// once padded three-row GEMMs to four there; `Linear.Frozen` no longer does, and the
+// slack is kept only so callers written against that contract stay valid.
 
 import Tensors
 

@@ -2,10 +2,18 @@
 // PyTorch and Hugging Face checkpoints store it.
 //
 // Inference (``Linear/Frozen``): a frozen copy stored transposed, `[in, out]`
-// row-major, so a decoding step's M rows multiply it as `x[M, in] · W[in, out]` with
-// no transpose flag: OpenBLAS's no-transpose kernels are the faster ones for the 1–8
-// rows of a step (measured: 96×96 at M = 1, 0.5 µs against 0.75 µs transposed).
+// row-major, so M rows multiply it as `x[M, in] · W[in, out]`, each weight row k a
+// contiguous run of output columns.
+//
+// Batch invariance: greedy speculative decoding gives plain decoding's output only if a
+// row's bits do not depend on how many rows share the call. BLAS GEMMs do not promise
+// that (OpenBLAS 0.3.21's Haswell kernels round a row differently for different M), so
+// the M ≤ 8 rows of a decoding call run our own kernel (CRowKernels): every output is
+// the fused multiply-add chain over k = 0, 1, … from +0, on every CPU, alone or batched.
+// It also streams the weights once for all rows. Larger calls (prompt prefill) go to
+// BLAS, which wins there; they are the same call in plain and speculative decoding.
 
+import CRowKernels
 @_spi(Kernels) import Tensors
 
 /// An affine map of the last axis: `y = x·Wᵀ (+ b)`.
@@ -108,24 +116,67 @@ extension Linear {
             weight = t
         }
 
+        /// A copy of Wᵀ, `[inFeatures, outFeatures]` row-major.
+        public var weightValues: [Float] { Array(UnsafeBufferPointer(start: weight.pointer, count: inFeatures * outFeatures)) }
+
+        /// The most rows that run the batch-invariant kernel; larger calls use BLAS.
+        public static let kernelRows = Int(MTP_ROWS_MAX)
+
         /// `y[M, out] = x[M, in] · Wᵀ` (`y +=` when accumulating).
         ///
-        /// Three rows run as four: OpenBLAS 0.3.21's small-matrix SkylakeX kernel takes
-        /// 3.45 µs for 3 × 96 · 96 × 256 against 2.20 µs for 4 rows and 1.79 µs for 2 (its
-        /// odd-row tail is slow). So `x` and `y` must each hold one spare row past their M
-        /// rows (the ``RowBuffer``s of inference are reserved so); no result depends on it,
-        /// since GEMM row i reads only input row i.
+        /// For M ≤ ``kernelRows`` every output is `fma(x[r, k], Wᵀ[k, j], ·)` chained over
+        /// k = 0 … in − 1 from +0 (then added to `y` when accumulating): row r's bits depend on
+        /// input row r alone, never on M. Larger M runs a BLAS GEMM.
         ///
         /// - Parameters:
-        ///   - x: M rows of `inFeatures` floats, plus the spare row.
+        ///   - x: M rows of `inFeatures` floats.
         ///   - m: the number of rows M (positive).
-        ///   - y: M rows of `outFeatures` floats, plus the spare row.
+        ///   - y: M rows of `outFeatures` floats.
         ///   - accumulate: whether to add to `y` instead of overwriting it.
         @inline(__always)
         public func callAsFunction(_ x: UnsafePointer<Float>, rows m: Int, into y: UnsafeMutablePointer<Float>,
                                    accumulate: Bool = false) {
-            BLAS.sgemm(transA: false, transB: false, m: m == 3 ? 4 : m, n: outFeatures, k: inFeatures, alpha: 1, a: x,
-                       lda: inFeatures, b: weight.pointer, ldb: outFeatures, beta: accumulate ? 1 : 0, c: y, ldc: outFeatures)
+            if m <= Self.kernelRows {
+                mtp_rows_matmul(x, m, inFeatures, weight.pointer, outFeatures, y, accumulate ? 1 : 0)
+            } else {
+                BLAS.sgemm(transA: false, transB: false, m: m, n: outFeatures, k: inFeatures, alpha: 1, a: x,
+                           lda: inFeatures, b: weight.pointer, ldb: outFeatures, beta: accumulate ? 1 : 0, c: y,
+                           ldc: outFeatures)
+            }
         }
+
+        /// The batch-invariant kernel with a chosen instruction set (for tests and benchmarks).
+        ///
+        /// - Parameters: as ``callAsFunction(_:rows:into:accumulate:)``, with M in 1 ... ``kernelRows``.
+        /// - Parameter variant: one of ``KernelVariant/supported``.
+        public func kernel(_ variant: KernelVariant, _ x: UnsafePointer<Float>, rows m: Int, into y: UnsafeMutablePointer<Float>,
+                           accumulate: Bool = false) {
+            precondition(m >= 1 && m <= Self.kernelRows, "Linear.Frozen.kernel: \(m) rows outside 1...\(Self.kernelRows)")
+            precondition(variant.isSupported, "Linear.Frozen.kernel: \(variant) does not run on this CPU")
+            mtp_rows_matmul_variant(variant.rawValue, x, m, inFeatures, weight.pointer, outFeatures, y, accumulate ? 1 : 0)
+        }
+    }
+
+    /// The instruction sets of the decoding kernel; all give the same bits.
+    public enum KernelVariant: Int32, CaseIterable, Sendable, CustomStringConvertible {
+        /// Scalar `fmaf`, any CPU.
+        case generic = 0
+        /// 8-lane AVX2 with FMA.
+        case avx2 = 1
+        /// 16-lane AVX-512.
+        case avx512 = 2
+
+        /// Whether this CPU runs the variant.
+        public var isSupported: Bool { mtp_rows_supported(rawValue) != 0 }
+
+        /// The variants this CPU runs.
+        public static var supported: [KernelVariant] { allCases.filter(\.isSupported) }
+
+        /// The variant decoding uses: the widest supported, or a narrower one named by
+        /// `MTP_ROW_KERNEL` (generic, avx2, avx512) in the environment.
+        public static var current: KernelVariant { KernelVariant(rawValue: mtp_rows_variant()) ?? .generic }
+
+        /// `generic`, `avx2` or `avx512`.
+        public var description: String { ["generic", "avx2", "avx512"][Int(rawValue)] }
     }
 }

@@ -1,5 +1,7 @@
 // An SVG plot of training and held-out losses per head, with the entropy floors
-// as dashed lines. Plain SVG 1.1, no dependencies.
+// as dashed lines, and below it (when evaluations record it) each MTP depth's held-out
+// teacher-forced agreement with the main head, the predictor of speculative decoding's
+// acceptance. Plain SVG 1.1, no dependencies.
 
 import Foundation
 
@@ -15,7 +17,10 @@ public struct LossPlot {
     }
 
     public var title: String
+    /// Cross-entropy curves (nats), the upper panel.
     public var series: [Series] = []
+    /// Fractions in [0, 1] (per-depth agreement), the lower panel; none draws no panel.
+    public var agreementSeries: [Series] = []
 
     public init(title: String) { self.title = title }
 
@@ -35,10 +40,16 @@ public struct LossPlot {
             if let floor = k == 0 ? mainFloor : depthFloors?[k - 1] {
                 series.append(Series(name: "\(label) floor", points: [(0, floor), (lastStep, floor)], color: color, dashed: true, width: 1.2))
             }
+            if k > 0 {
+                let agreed = evaluations.compactMap { e in e.depthAgreements.map { (Double(e.step), $0[k - 1]) } }
+                if !agreed.isEmpty {
+                    agreementSeries.append(Series(name: "\(label) agreement", points: agreed, color: color, dashed: false, width: 2.5))
+                }
+            }
         }
     }
 
-    /// The SVG document.
+    /// The SVG document: `width` × `height` for the losses, plus the agreement panel below when there is one.
     public func svg(width: Double = 760, height: Double = 440) -> String {
         let all = series.flatMap(\.points).filter { $0.1.isFinite }
         let x0 = 0.0, x1 = Swift.max(1, all.map(\.0).max() ?? 1)
@@ -47,7 +58,8 @@ public struct LossPlot {
         let (l, r, t, b) = (60.0, 190.0, 36.0, 44.0)
         func px(_ x: Double) -> Double { l + (x - x0) / (x1 - x0) * (width - l - r) }
         func py(_ y: Double) -> Double { t + (1 - (Swift.min(y, yMax) - yMin) / Swift.max(yMax - yMin, 1e-9)) * (height - t - b) }
-        var s = "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"\(Int(width))\" height=\"\(Int(height))\" font-family=\"sans-serif\" font-size=\"12\">\n"
+        let total = height + (agreementSeries.isEmpty ? 0 : Self.agreementPanelHeight)
+        var s = "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"\(Int(width))\" height=\"\(Int(total))\" font-family=\"sans-serif\" font-size=\"12\">\n"
         s += "<rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n"
         s += "<text x=\"\(l)\" y=\"22\" font-size=\"15\">\(escaped(title))</text>\n"
         for i in 0...5 {
@@ -68,8 +80,35 @@ public struct LossPlot {
             s += "<line x1=\"\(f(width - r + 10))\" y1=\"\(f(ly - 4))\" x2=\"\(f(width - r + 34))\" y2=\"\(f(ly - 4))\" stroke=\"\(line.color)\" stroke-width=\"\(line.width)\"\(dash)/>"
             s += "<text x=\"\(f(width - r + 40))\" y=\"\(f(ly))\">\(escaped(line.name))</text>\n"
         }
+        if !agreementSeries.isEmpty { s += agreementPanel(top: height, width: width, left: l, right: r, x0: x0, x1: x1) }
         return s + "</svg>\n"
     }
+
+    /// The lower panel: agreement curves on a 0 … 1 axis, the same steps as the upper panel.
+    private func agreementPanel(top: Double, width: Double, left l: Double, right r: Double, x0: Double, x1: Double) -> String {
+        let (t, b, h) = (top + 10, 36.0, Self.agreementPanelHeight)
+        func px(_ x: Double) -> Double { l + (x - x0) / (x1 - x0) * (width - l - r) }
+        func py(_ y: Double) -> Double { t + (1 - Swift.min(1, Swift.max(0, y))) * (h - 10 - b) }
+        var s = ""
+        for i in 0...4 {
+            let y = Double(i) / 4
+            s += "<line x1=\"\(f(l))\" y1=\"\(f(py(y)))\" x2=\"\(f(width - r))\" y2=\"\(f(py(y)))\" stroke=\"#ddd\"/>"
+            s += "<text x=\"\(f(l - 6))\" y=\"\(f(py(y) + 4))\" text-anchor=\"end\">\(String(format: "%.2f", y))</text>\n"
+        }
+        s += "<text x=\"14\" y=\"\(f((t + py(0)) / 2))\" transform=\"rotate(-90 14 \(f((t + py(0)) / 2)))\" text-anchor=\"middle\">agreement</text>\n"
+        s += "<rect x=\"\(f(l))\" y=\"\(f(t))\" width=\"\(f(width - l - r))\" height=\"\(f(py(0) - t))\" fill=\"none\" stroke=\"#444\"/>\n"
+        for (i, line) in agreementSeries.enumerated() {
+            let pts = line.points.filter { $0.1.isFinite }.map { "\(f(px($0.0))),\(f(py($0.1)))" }.joined(separator: " ")
+            s += "<polyline fill=\"none\" stroke=\"\(line.color)\" stroke-width=\"\(line.width)\" points=\"\(pts)\"/>\n"
+            let ly = t + 14 + Double(i) * 16
+            s += "<line x1=\"\(f(width - r + 10))\" y1=\"\(f(ly - 4))\" x2=\"\(f(width - r + 34))\" y2=\"\(f(ly - 4))\" stroke=\"\(line.color)\" stroke-width=\"\(line.width)\"/>"
+            s += "<text x=\"\(f(width - r + 40))\" y=\"\(f(ly))\">\(escaped(line.name))</text>\n"
+        }
+        return s
+    }
+
+    /// The lower panel's height (added below the requested height).
+    static let agreementPanelHeight = 200.0
 
     private func f(_ x: Double) -> String { String(format: "%.1f", x) }
     private func escaped(_ s: String) -> String {

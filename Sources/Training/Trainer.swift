@@ -128,7 +128,9 @@ public final class Trainer {
         return record
     }
 
-    /// Held-out main and per-depth cross-entropy (nats per target) and top-1 accuracy.
+    /// Held-out main and per-depth cross-entropy (nats per target) and top-1 accuracy; per
+    /// depth also the teacher-forced agreement with the main head and the main head's CE on
+    /// that depth's targets (see ``Evaluation``).
     public func evaluate() throws -> Evaluation {
         model.isTraining = false
         defer { model.isTraining = true }
@@ -136,6 +138,7 @@ public final class Trainer {
         var ce = [Double](repeating: 0, count: d + 1), hits = ce, counts = ce
         try collectives.synchronizeState()
         let shard = collectives.evaluationShard
+        var agreements = [Double](repeating: 0, count: d), mainCE = agreements
         try withoutGrad {
             for (i, b) in heldOutBatches.enumerated() where i % shard.count == shard.index {
                 let hidden = try model.trunk(b.inputIds, positions: b.positions, seqIdx: b.seqIdx)
@@ -144,29 +147,42 @@ public final class Trainer {
                     heads += try mtp(hidden: hidden, input: .tokenIDs(b.inputIds, embed: { try self.model.embedTokens($0) }),
                                      positions: b.positions, seqIdx: b.seqIdx)
                 }
+                var main: (rows: [Float], guess: [Int64]) = ([], [])
                 for (k, h) in heads.enumerated() {
                     let labels = k == 0 ? b.labels : try mtpDepthLabels(b.labels, depth: k - 1, seqIdx: b.seqIdx)
                     let logits = try model.lmHead(h)
                     let rows = try MaskedCrossEntropy(reduction: .none)(logits: logits, labels: labels).floats
                     let guess = try logits.argmax(axis: -1).int64s
+                    if k == 0 { main = (rows, guess) }
                     for (i, y) in labels.int64s.enumerated() where y >= 0 {
                         ce[k] += Double(rows[i])
                         counts[k] += 1
                         if guess[i] == y { hits[k] += 1 }
+                        // Depth k − 1 at i predicts the token the main head predicts at i + k (same row:
+                        // the label is valid only when that position is in the same document).
+                        if k > 0 {
+                            mainCE[k - 1] += Double(main.rows[i + k])
+                            if guess[i] == main.guess[i + k] { agreements[k - 1] += 1 }
+                        }
                     }
                 }
             }
         }
         if shard.count > 1 {
-            let sums = try collectives.sumOverRanks(ce + hits + counts)
+            // One reduction for every sum: CE, hits, counts (D + 1 each), agreements, main CE (D each).
+            let sums = try collectives.sumOverRanks(ce + hits + counts + agreements + mainCE)
             ce = Array(sums[0...d])
             hits = Array(sums[(d + 1)...(2 * d + 1)])
-            counts = Array(sums[(2 * d + 2)...])
+            counts = Array(sums[(2 * d + 2)...(3 * d + 2)])
+            agreements = Array(sums[(3 * d + 3)..<(4 * d + 3)])
+            mainCE = Array(sums[(4 * d + 3)...])
         }
         let mean = zip(ce, counts).map { $1 > 0 ? $0 / $1 : 0 }
         let acc = zip(hits, counts).map { $1 > 0 ? $0 / $1 : 0 }
+        let perDepth = { (sums: [Double]) in zip(sums, counts.dropFirst()).map { $1 > 0 ? $0 / $1 : 0 } }
         let e = Evaluation(step: step, mainLoss: mean[0], depthLosses: Array(mean.dropFirst()),
-                           mainAccuracy: acc[0], depthAccuracies: Array(acc.dropFirst()))
+                           mainAccuracy: acc[0], depthAccuracies: Array(acc.dropFirst()),
+                           depthAgreements: perDepth(agreements), mainLossOnDepthTargets: perDepth(mainCE))
         evaluations.append(e)
         return e
     }

@@ -14,7 +14,9 @@ struct BenchGenerateCommand: ParsableCommand {
         abstract: "Time speculative decoding with the MTP heads against plain decoding (held-out prompts).",
         discussion: """
         Prompts: the first --prompt-length tokens of the first --prompts held-out documents of the built-in \
-        corpus, reconstructed from the checkpoint's run (vocabulary, seed, split). For each number of drafting \
+        corpus, reconstructed from the checkpoint's run (vocabulary, seed, split); for a --data checkpoint whose \
+        text file is still at its recorded path, the first held-out documents of that file with at least \
+        --prompt-length bytes. For each number of drafting \
         depths 1 … D, every prompt is decoded plainly and speculatively --repeats times, alternating, and each \
         mode keeps its fastest run; the speed-up is the summed plain time over the summed speculative time. \
         Acceptance of depth k = accepted / checked drafts, where a draft is checked when every earlier draft of \
@@ -41,21 +43,23 @@ struct BenchGenerateCommand: ParsableCommand {
     }
 
     private func bench() throws {
-        let (model, options) = try Trainer.loadModel(checkpoint: URL(fileURLWithPath: decoding.checkpoint))
+        let (model, options, _, prior) = try GenerationSetup.load(decoding.checkpoint)
         let generator = Generator(model: model)
         let d = generator.maximumDraftDepths
         guard d >= 1 else { throw ValidationError("the checkpoint has no MTP depths to draft with") }
         let set = try GenerationSetup.heldOutPrompts(options: options, documents: decoding.documents, count: prompts, length: promptLength)
         let greedy = decoding.temperature == 0
+        guard !set.isEmpty else { throw ValidationError("no held-out document has --prompt-length \(promptLength) tokens") }
         FileHandle.standardError.write(Data(("mtp bench generate: \(set.count) held-out prompts × \(decoding.maxTokens) tokens, "
             + "\(greedy ? "greedy" : "T=\(decoding.temperature), top-p \(decoding.topP)"), \(repeats) runs per mode, D=\(d), "
-            + "H=\(options.model.hiddenSize), \(options.model.layers) layers\n" + GenerationSetup.verificationNote(generator) + "\n").utf8))
+            + "H=\(options.model.hiddenSize), \(options.model.layers) layers\n" + GenerationSetup.kernelNote + "\n").utf8))
         var results: [(depths: Int, comparison: GenerationComparison)] = []
         for depths in 1...d {
             var total: GenerationComparison? = nil
             for (i, prompt) in set.enumerated() {
                 let o = GenerationOptions(maxTokens: decoding.maxTokens, temperature: decoding.temperature, topP: decoding.topP,
-                                          seed: decoding.seed &+ UInt64(i), draftDepths: depths)
+                                          seed: decoding.seed &+ UInt64(i), draftDepths: depths, adaptiveDrafting: decoding.adaptive,
+                                          acceptancePrior: prior, contextLength: options.sequenceLength)
                 let c = try generator.compare(prompt: prompt, options: o, repeats: repeats)
                 total = total.map { $0.merged(with: c) } ?? c
                 FileHandle.standardError.write(Data("\rdraft depths \(depths)/\(d): prompt \(i + 1)/\(set.count)   ".utf8))
@@ -63,17 +67,22 @@ struct BenchGenerateCommand: ParsableCommand {
             FileHandle.standardError.write(Data("\n".utf8))
             results.append((depths, total!))
         }
+        if let c = generator.draftingCosts {
+            let us = { (x: [Double]) in x.map { String(format: "%.1f", $0 * 1e6) }.joined(separator: " / ") }
+            FileHandle.standardError.write(Data(("measured costs (µs, adaptive drafting): verification of 1…\(d + 1) rows "
+                + us(c.verification) + "; drafting with depth 0…\(d - 1) " + us(c.drafting) + "\n").utf8))
+        }
         for (depths, c) in results {
-            GenerationSetup.printReport(c, depths: depths, greedy: greedy, bestAcceptance: options.bestAcceptance(depths: depths))
+            GenerationSetup.printReport(c, depths: depths, greedy: greedy, adaptive: decoding.adaptive,
+                                        bestAcceptance: options.bestAcceptance(depths: depths), options: options)
         }
         if json {
-            let batched = generator.verifiesInBatches
             let each = results.map {
-                GenerationSetup.jsonObject($0.comparison, depths: $0.depths, greedy: greedy, batched: batched,
+                GenerationSetup.jsonObject($0.comparison, depths: $0.depths, greedy: greedy, adaptive: decoding.adaptive,
                                            bestAcceptance: options.bestAcceptance(depths: $0.depths), tokens: nil)
             }
             let all = results.last!
-            var object = GenerationSetup.jsonObject(all.comparison, depths: all.depths, greedy: greedy, batched: batched,
+            var object = GenerationSetup.jsonObject(all.comparison, depths: all.depths, greedy: greedy, adaptive: decoding.adaptive,
                                                     bestAcceptance: options.bestAcceptance(depths: all.depths), tokens: nil)
             object["by_draft_depths"] = each
             try JSONOutput.print(object)

@@ -9,4 +9,6 @@ struct DecodingOptions: ParsableArguments {
     @Option(help: "Sampling temperature (0 = greedy).") var temperature = 0.0
     @Option(help: "Nucleus sampling mass in (0, 1].") var topP = 1.0
     @Option(help: "Sampler seed (in a benchmark, prompt i uses seed + i).") var seed: UInt64 = 0
+    @Flag(inversion: .prefixedNo, help: "Draft each step only with the depths that pay (else with all of them).")
+    var adaptive = true
 }

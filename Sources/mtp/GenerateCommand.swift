@@ -4,6 +4,7 @@ import Tensors
 import Data
 import Generation
 import Model
+import NN
 import Training
 
 /// `mtp generate`: decode from a checkpoint, plainly or speculatively with its MTP heads.
@@ -46,7 +47,7 @@ struct GenerateCommand: ParsableCommand {
     }
 
     private func generate() throws {
-        var (model, options, isHuggingFace) = try Trainer.loadModel(checkpointOrDirectory: URL(fileURLWithPath: decoding.checkpoint))
+        var (model, options, isHuggingFace, prior) = try GenerationSetup.load(decoding.checkpoint)
         if isHuggingFace && prompt == nil && promptTokens == nil {
             throw ValidationError("a Hugging Face directory has no built-in corpus to take a prompt from; give --prompt or --prompt-tokens")
         }
@@ -55,12 +56,16 @@ struct GenerateCommand: ParsableCommand {
         let generator = Generator(model: model)
         let tokens = try GenerationSetup.promptTokens(text: prompt, ids: promptTokens, options: options, codec: text,
                                                       documents: decoding.documents, index: promptIndex, length: promptLength)
-        let isText = prompt != nil ? text : nil
+        var textRun = prompt != nil
+        if case .text = options.dataSource { textRun = true }
+        let isText: TextCodec? = textRun ? text : nil
         let depths = speculative ? (draftDepths ?? generator.maximumDraftDepths) : 0
         if speculative && depths < 1 {
             throw ValidationError("--speculative needs a checkpoint with MTP depths and --draft-depths >= 1")
         }
-        let o = GenerationOptions(maxTokens: decoding.maxTokens, temperature: decoding.temperature, topP: decoding.topP, seed: decoding.seed, draftDepths: depths)
+        let o = GenerationOptions(maxTokens: decoding.maxTokens, temperature: decoding.temperature, topP: decoding.topP,
+                                  seed: decoding.seed, draftDepths: depths, adaptiveDrafting: decoding.adaptive,
+                                  acceptancePrior: prior, contextLength: options.sequenceLength)
         guard speculative else {
             let result = try generator.generate(prompt: tokens, options: o)
             print("prompt     \(GenerationSetup.render(tokens, asText: isText))")
@@ -68,6 +73,7 @@ struct GenerateCommand: ParsableCommand {
             print("generated  \(GenerationSetup.render(result.tokens, asText: isText))")
             print(String(format: "plain decoding: %d tokens in %.2f ms (%.0f tokens/s), %d main forwards",
                          result.tokens.count, result.statistics.seconds * 1e3, rate, result.statistics.mainForwards))
+            if result.statistics.windowShifts > 0 { print(GenerationSetup.windowNote(result.statistics, options)) }
             if json {
                 try JSONOutput.print(["tokens": result.tokens.map(Int.init), "acceptance": [Double](), "tokens_per_forward": 1,
                                       "speedup": NSNull(), "identical": NSNull(),
@@ -78,12 +84,13 @@ struct GenerateCommand: ParsableCommand {
         let c = try generator.compare(prompt: tokens, options: o, repeats: repeats)
         print("prompt     \(GenerationSetup.render(tokens, asText: isText))")
         print("generated  \(GenerationSetup.render(c.speculativeTokens, asText: isText))")
-        FileHandle.standardError.write(Data((GenerationSetup.verificationNote(generator) + "\n").utf8))
+        FileHandle.standardError.write(Data((GenerationSetup.kernelNote + "\n").utf8))
         let best = options.bestAcceptance(depths: depths)
-        GenerationSetup.printReport(c, depths: depths, greedy: decoding.temperature == 0, bestAcceptance: best)
+        GenerationSetup.printReport(c, depths: depths, greedy: decoding.temperature == 0, adaptive: decoding.adaptive,
+                                    bestAcceptance: best, options: options)
         if json {
             try JSONOutput.print(GenerationSetup.jsonObject(c, depths: depths, greedy: decoding.temperature == 0,
-                                                            batched: generator.verifiesInBatches, bestAcceptance: best,
+                                                            adaptive: decoding.adaptive, bestAcceptance: best,
                                                             tokens: c.speculativeTokens))
         }
     }
@@ -95,8 +102,22 @@ enum TextCodec {
     case tokenizer(BPETokenizer)
 }
 
-/// What `mtp generate` and `mtp bench generate` share: prompts, rendering and reports.
+/// What `mtp generate` and `mtp bench generate` share: the checkpoint, prompts, rendering and reports.
 enum GenerationSetup {
+    /// The model of a checkpoint, its run's options, and the acceptance adaptive drafting starts
+    /// from: the last held-out evaluation's teacher-forced agreement per depth, when recorded.
+    /// A Hugging Face directory has no evaluations: its prior is nil.
+    static func load(_ path: String) throws -> (model: CausalLM, options: TrainingOptions, isHuggingFace: Bool, prior: [Double]?) {
+        let url = URL(fileURLWithPath: path)
+        if HuggingFaceDirectory.isModelDirectory(url) {
+            let (model, options, _) = try Trainer.loadModel(checkpointOrDirectory: url)
+            return (model, options, true, nil)
+        }
+        let (model, metadata) = try CausalLM.load(checkpoint: url)
+        let run = try Trainer.checkpointMetadata(metadata, source: path)
+        return (model, run.options, false, run.evaluations.last?.depthAgreements)
+    }
+
     /// The prompt: UTF-8 bytes of `text`, the ids in `ids`, or held-out corpus prefixes.
     static func promptTokens(text: String?, ids: String?, options: TrainingOptions, codec: TextCodec, documents: Int,
                              index: Int, length: Int) throws -> [Int32] {
@@ -130,9 +151,15 @@ enum GenerationSetup {
     }
 
     /// The first `length` tokens of the first `count` held-out documents of the built-in
-    /// corpus, drawn and split by the run's own rule (`TrainingOptions.builtInDocuments`, `split`).
+    /// corpus, drawn and split by the run's own rule (`TrainingOptions.builtInDocuments`, `split`);
+    /// for a checkpoint trained on a text file still at its recorded path, the first `count`
+    /// held-out documents of that file (split the same way) with at least `length` bytes.
     static func heldOutPrompts(options: TrainingOptions, documents: Int, count: Int, length: Int) throws -> [[Int32]] {
         let v = options.model.vocabularySize
+        if case .text(let path) = options.dataSource, FileManager.default.fileExists(atPath: path) {
+            let split = try options.split(TextData.documents(fromUTF8File: URL(fileURLWithPath: path)))
+            return split.heldOut.filter { $0.count >= length }.prefix(count).map { Array($0.prefix(length)) }
+        }
         if let source = options.dataSource, source != .builtIn {
             throw ValidationError("default prompts are built-in corpus prefixes, and this checkpoint was trained on \(source): "
                 + "give --prompt TEXT or --prompt-tokens")
@@ -158,31 +185,43 @@ enum GenerationSetup {
 
     /// The report of a speculative run; `bestAcceptance` (``TrainingOptions/bestAcceptance(depths:)``)
     /// is shown only when the checkpoint's data makes it known.
-    static func printReport(_ c: GenerationComparison, depths: Int, greedy: Bool, bestAcceptance best: [Double]?) {
+    static func printReport(_ c: GenerationComparison, depths: Int, greedy: Bool, adaptive: Bool, bestAcceptance best: [Double]?,
+                            options: TrainingOptions) {
         let s = c.statistics
-        print("speculative decoding with \(depths) MTP depth\(depths == 1 ? "" : "s") (\(greedy ? "greedy" : "sampled")), "
+        print("speculative decoding with \(adaptive ? "up to " : "")\(depths) MTP depth\(depths == 1 ? "" : "s") "
+            + "(\(greedy ? "greedy" : "sampled")\(adaptive ? ", adaptive drafting" : "")), "
             + "\(c.prompts) prompt\(c.prompts == 1 ? "" : "s"):")
         for (k, a) in s.acceptance.enumerated() {
             let bound = best.map { String(format: "; best possible %.3f", $0[k]) } ?? ""
             print(String(format: "  depth %d acceptance   %.3f  (%d/%d%@)", k, a, s.accepted[k], s.drafted[k], bound))
         }
         print(String(format: "  tokens per forward   %.3f  (%d verifying forwards)", s.tokensPerForward, s.verifications))
+        if adaptive {
+            print("  drafts per step      " + s.stepsByDraftDepths.enumerated().map { "\($0.offset): \($0.element)" }
+                .joined(separator: ", ") + " steps")
+        }
         print(String(format: "  wall time            plain %.3f ms, speculative %.3f ms: speed-up %.3f×",
                      c.plainSeconds * 1e3, c.speculativeSeconds * 1e3, c.speedup))
         print(greedy ? "  identical to plain   \(c.identical ? "yes" : "NO") (\(c.identicalPrompts)/\(c.prompts) prompts)"
                      : "  identical to plain   not compared (sampling)")
+        if s.windowShifts > 0 { print("  " + windowNote(s, options)) }
     }
 
-    /// How verification runs on this BLAS (see ``Generator/verifiesInBatches``).
-    static func verificationNote(_ generator: Generator) -> String {
-        generator.verifiesInBatches
-            ? "verification: drafts batched into one main forward (this BLAS gives batch-invariant GEMM rows)"
-            : "verification: row by row, since this BLAS rounds GEMM rows differently for different row counts "
-                + "(greedy output stays identical, the batched speed-up is lost; OpenBLAS's SkylakeX kernels are invariant)"
+    /// Says that generation ran past the trained length and what that did.
+    static func windowNote(_ s: GenerationStatistics, _ options: TrainingOptions) -> String {
+        "context              past the trained \(options.sequenceLength) positions: sliding window of the last "
+            + "\(options.sequenceLength - Swift.max(1, options.sequenceLength / 2))…\(options.sequenceLength) tokens, "
+            + "caches recomputed \(s.windowShifts) time\(s.windowShifts == 1 ? "" : "s")"
+    }
+
+    /// Which kernels decode: the batch-invariant row kernel for a step's few rows, BLAS for prefill.
+    static var kernelNote: String {
+        "verification: one batched main forward per step; rows of decoding calls (≤ \(Linear.Frozen.kernelRows)) run the "
+            + "batch-invariant \(Linear.KernelVariant.current) kernel, prompt prefill runs BLAS (\(BLAS.coreName ?? "not OpenBLAS"))"
     }
 
     /// The `--json` object of a speculative run; `best_acceptance` is null when unknown.
-    static func jsonObject(_ c: GenerationComparison, depths: Int, greedy: Bool, batched: Bool, bestAcceptance: [Double]?,
+    static func jsonObject(_ c: GenerationComparison, depths: Int, greedy: Bool, adaptive: Bool, bestAcceptance: [Double]?,
                            tokens: [Int32]?) -> [String: Any] {
         let s = c.statistics
         var object: [String: Any] = [
@@ -195,7 +234,11 @@ enum GenerationSetup {
             "plain_seconds": JSONOutput.number(c.plainSeconds),
             "speculative_seconds": JSONOutput.number(c.speculativeSeconds),
             "prompts": c.prompts,
-            "batched_verification": batched,
+            "adaptive": adaptive,
+            "steps_by_draft_depths": s.stepsByDraftDepths,
+            "window_shifts": s.windowShifts,
+            "row_kernel": Linear.KernelVariant.current.description,
+            "blas_core": BLAS.coreName ?? NSNull(),
         ]
         if let tokens { object["tokens"] = tokens.map(Int.init) }
         return object

@@ -240,6 +240,8 @@ struct TrainCommand: ParsableCommand {
             "main_floor": floors.map { JSONOutput.number($0.main) } ?? NSNull(),
             "mtp_floors": floors.map { JSONOutput.numbers($0.depths) } ?? NSNull(),
             "main_accuracy": JSONOutput.number(e.mainAccuracy), "mtp_accuracies": JSONOutput.numbers(e.depthAccuracies),
+            "mtp_agreements": e.depthAgreements.map(JSONOutput.numbers) ?? NSNull(),
+            "main_losses_on_mtp_targets": e.mainLossOnDepthTargets.map(JSONOutput.numbers) ?? NSNull(),
             "tokens_per_second": JSONOutput.number(s.tokensPerSecond), "seconds": JSONOutput.number(s.seconds),
             "steps": s.steps, "checkpoint": s.checkpoint?.path ?? NSNull(), "plot": s.plot?.path ?? NSNull(),
             "ranks": ranks,
@@ -372,14 +374,21 @@ struct TrainCommand: ParsableCommand {
     private func printSummary(_ s: TrainingSummary, floors: TargetMeans?) {
         let e = s.evaluation
         print("")
-        print("head        held-out CE   floor     gap      top-1")
-        func row(_ name: String, _ ce: Double, _ floor: Double?, _ acc: Double) {
+        // Depth k's targets skip the first k + 1 of each document: "main CE" there is the fair comparison.
+        print("head        held-out CE   floor     gap      top-1   main CE, same targets   agreement with main")
+        func row(_ name: String, _ ce: Double, _ floor: Double?, _ acc: Double, _ k: Int?) {
             let f = floor.map { String(format: "%8.4f  %+7.4f", $0, ce - $0) } ?? "       -        -"
             let padded = name.padding(toLength: 10, withPad: " ", startingAt: 0)
-            print(padded + String(format: "  %10.4f  %@  %7.3f", ce, f, acc))
+            let same = k.flatMap { k in e.mainLossOnDepthTargets.map { String(format: "%21.4f", $0[k]) } } ?? ""
+            let agree = k.flatMap { k in e.depthAgreements.map { String(format: "   %19.3f", $0[k]) } } ?? ""
+            print(padded + String(format: "  %10.4f  %@  %7.3f", ce, f, acc) + (same.isEmpty ? "" : "   " + same) + agree)
         }
-        row("main", e.mainLoss, floors?.main, e.mainAccuracy)
-        for (k, l) in e.depthLosses.enumerated() { row("depth \(k)", l, floors?.depths[k], e.depthAccuracies[k]) }
+        row("main", e.mainLoss, floors?.main, e.mainAccuracy, nil)
+        for (k, l) in e.depthLosses.enumerated() { row("depth \(k)", l, floors?.depths[k], e.depthAccuracies[k], k) }
+        if e.depthAgreements != nil {
+            print("(agreement: teacher-forced, depth k's argmax against the main head's on the same target; "
+                + "greedy drafting of depth k passes about this often)")
+        }
         print(String(format: "\ntime %.1f s, %.0f tokens/s", s.seconds, s.tokensPerSecond))
         if let checkpoint = s.checkpoint { print("checkpoint \(checkpoint.path)") }
         if let plot = s.plot { print("plot       \(plot.path)") }

@@ -84,14 +84,17 @@ final class GenerationSamplingTests: XCTestCase {
         let model = try randomGenerationModel(vocabularySize: 5, hiddenSize: 8, layers: 1, heads: 2, intermediateSize: 16,
                                               depths: 2, seed: 7, scale: 25)
         let generator = Generator(model: model)
+        // Drafts priced cheap, so adaptive drafting keeps drafting on this one-layer model (whose
+        // depth costs as much as its trunk) and both branches of the accept rule are exercised.
+        generator.draftingCosts = DraftingCosts(verification: [1, 1, 1], drafting: [0.01, 0.01])
         let prompt: [Int32] = [1, 3]
         let runs = 6000
-        // Both verification modes (batched, and row by row as on BLAS libraries without batch-invariant rows).
-        for (temperature, topP, batched) in [(1.0, 1.0, true), (0.8, 0.85, false)] {
-            generator.engine.verifiesInBatches = batched
+        // Every depth drafting every step, and adaptive drafting (which varies the drafts per step).
+        for (temperature, topP, adaptive) in [(1.0, 1.0, false), (0.8, 0.85, true)] {
             let sampler = TokenSampler(temperature: temperature, topP: topP)
             let exact = try exactJoint(model, prompt: prompt, sampler)
-            let o = GenerationOptions(maxTokens: 3, temperature: temperature, topP: topP, draftDepths: 2)
+            let o = GenerationOptions(maxTokens: 3, temperature: temperature, topP: topP, draftDepths: 2,
+                                      adaptiveDrafting: adaptive)
             let (counts, stats) = try sampledJoint(generator, prompt: prompt, options: o, runs: runs)
             // Drafts are often rejected and often accepted, so both branches of the rule shape the counts.
             let acceptance = stats.acceptance

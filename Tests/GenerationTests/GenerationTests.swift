@@ -92,7 +92,10 @@ final class GenerationTests: XCTestCase {
                 XCTAssertEqual(plain.tokens.count, 23)
                 XCTAssertEqual(plain.statistics.mainForwards, 23)
                 for depths in 1...3 {
-                    let fast = try generator.generate(prompt: prompt, options: GenerationOptions(maxTokens: 23, draftDepths: depths))
+                    let adaptive = try generator.generate(prompt: prompt, options: GenerationOptions(maxTokens: 23, draftDepths: depths))
+                    XCTAssertEqual(adaptive.tokens, plain.tokens, "adaptive: seed \(seed) scale \(scale) prompt \(prompt) depths \(depths)")
+                    let fast = try generator.generate(prompt: prompt, options: GenerationOptions(maxTokens: 23, draftDepths: depths,
+                                                                                                adaptiveDrafting: false))
                     XCTAssertEqual(fast.tokens, plain.tokens, "seed \(seed) scale \(scale) prompt \(prompt) depths \(depths)")
                     let s = fast.statistics
                     rejected += s.drafted[0] - s.accepted[0]
@@ -118,7 +121,10 @@ final class GenerationTests: XCTestCase {
             let prompt = Array(doc.prefix(6))
             let plain = try generator.generate(prompt: prompt, options: GenerationOptions(maxTokens: 30))
             for depths in 1...2 {
-                let fast = try generator.generate(prompt: prompt, options: GenerationOptions(maxTokens: 30, draftDepths: depths))
+                let adaptive = try generator.generate(prompt: prompt, options: GenerationOptions(maxTokens: 30, draftDepths: depths))
+                XCTAssertEqual(adaptive.tokens, plain.tokens, "adaptive: prompt \(prompt) depths \(depths)")
+                let fast = try generator.generate(prompt: prompt, options: GenerationOptions(maxTokens: 30, draftDepths: depths,
+                                                                                            adaptiveDrafting: false))
                 XCTAssertEqual(fast.tokens, plain.tokens, "prompt \(prompt) depths \(depths)")
                 if depths == 2 {
                     for k in 0..<2 { accepted[k] += fast.statistics.accepted[k]; drafted[k] += fast.statistics.drafted[k] }
