@@ -33,6 +33,7 @@ public struct ModelConfig: Codable, Equatable, Sendable {
         guard hiddenSize % heads == 0 else { throw ModelError("hidden size \(hiddenSize) is not a multiple of \(heads) heads") }
         guard (hiddenSize / heads) % 2 == 0 else { throw ModelError("head dimension \(hiddenSize / heads) must be even (RoPE)") }
         guard mtpDepths >= 0 else { throw ModelError("MTP depths must be >= 0, got \(mtpDepths)") }
+        try validateScales()
     }
 
     /// The model-side MTP config (nil without depths).

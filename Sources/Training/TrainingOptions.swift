@@ -38,6 +38,7 @@ public struct TrainingOptions: Codable, Equatable, Sendable {
         guard heldOutFraction > 0, heldOutFraction < 1 else {
             throw TrainingError("held-out fraction must be in (0, 1), got \(heldOutFraction)")
         }
+        try validateLimits()
     }
 
     /// The per-token loss the run trains with (mean over each loss's targets).

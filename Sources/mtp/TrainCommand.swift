@@ -86,7 +86,7 @@ struct TrainCommand: ParsableCommand {
         } catch let exit as ExitCode where exit == .success {
             return
         } catch {
-            let message = "\(error)".replacingOccurrences(of: "\n", with: " ")
+            let message = humanDescription(error)
             FileHandle.standardError.write(Data("error: rank \(world?.rank ?? -1): \(message)\n".utf8))
             if let world, world.size > 1 { world.abort(code: 1) }
             throw ExitCode(1)
