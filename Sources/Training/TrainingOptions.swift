@@ -23,6 +23,8 @@ public struct TrainingOptions: Codable, Equatable, Sendable {
     public var seed: UInt64 = 0
     /// Where the documents came from; nil when unknown (checkpoints from before it was recorded).
     public var dataSource: TrainingDataSource?
+    /// Size, content checksum, document count, separator and tokenizer of the data; nil when unknown.
+    public var dataRecord: TrainingDataRecord?
 
     public init(model: ModelConfig) { self.model = model }
 
