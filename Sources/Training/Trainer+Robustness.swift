@@ -64,14 +64,27 @@ extension Trainer {
     /// - Returns: the tensors, the recorded run (options, step, history, evaluations) and skipped steps.
     /// - Throws: a SafeTensors error for an unreadable file, ``TrainingError`` or
     ///   ``Model/ModelError`` for one that is damaged or not an mtp checkpoint.
-    public static func readCheckpoint(_ url: URL) throws
-        -> (tensors: [String: Tensor], options: TrainingOptions, step: Int, history: [StepRecord],
-            evaluations: [Evaluation], skippedSteps: [Int]) {
+    public static func readCheckpoint(_ url: URL) throws -> RecordedRun {
         let (tensors, metadata) = try SafeTensors.read(contentsOf: url)
-        let run = try checkpointMetadata(metadata, source: url.path)
-        try CausalLM.verifyPayload(tensors, metadata: metadata, source: url.path)
-        try run.options.model.checkMatches(tensors, source: url.path)
-        let skipped = try skippedSteps(in: metadata, source: url.path, step: run.step)
+        return try recordedRun(tensors: tensors, metadata: metadata, source: url.path)
+    }
+
+    /// ``readCheckpoint(_:)`` of a checkpoint's bytes held in memory; `source` names it in errors.
+    public static func readCheckpoint(from data: Data, source: String) throws -> RecordedRun {
+        let (tensors, metadata) = try SafeTensors.read(from: data)
+        return try recordedRun(tensors: tensors, metadata: metadata, source: source)
+    }
+
+    /// What a checkpoint holds: its tensors, the recorded run and its skipped steps.
+    public typealias RecordedRun = (tensors: [String: Tensor], options: TrainingOptions, step: Int, history: [StepRecord],
+                                    evaluations: [Evaluation], skippedSteps: [Int])
+
+    private static func recordedRun(tensors: [String: Tensor], metadata: [String: String], source: String) throws -> RecordedRun {
+        let run = try checkpointMetadata(metadata, source: source)
+        try CausalLM.verifyPayload(tensors, metadata: metadata, source: source)
+        try run.options.validate()
+        try run.options.model.checkMatches(tensors, source: source)
+        let skipped = try skippedSteps(in: metadata, source: source, step: run.step)
         return (tensors, run.options, run.step, run.history, run.evaluations, skipped)
     }
 }

@@ -37,6 +37,7 @@ struct GenerateCommand: ParsableCommand {
         guard repeats >= 1 else { throw ValidationError("--repeats must be at least 1, got \(repeats)") }
         guard speculative || draftDepths == nil else { throw ValidationError("--draft-depths needs --speculative") }
         guard promptLength >= 1 else { throw ValidationError("--prompt-length must be at least 1, got \(promptLength)") }
+        try SizeLimits.checkPromptIndex(promptIndex, documents: decoding.documents)
     }
 
     func run() throws {
@@ -45,6 +46,7 @@ struct GenerateCommand: ParsableCommand {
 
     private func generate() throws {
         let (model, options) = try Trainer.loadModel(checkpoint: URL(fileURLWithPath: decoding.checkpoint))
+        try SizeLimits.checkDecoding(maxTokens: decoding.maxTokens, promptLength: promptLength, model: options.model)
         let generator = Generator(model: model)
         let tokens = try GenerationSetup.promptTokens(text: prompt, ids: promptTokens, options: options,
                                                       documents: decoding.documents, index: promptIndex, length: promptLength)
