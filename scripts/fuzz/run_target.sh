@@ -26,7 +26,8 @@ case "$target" in
 esac
 scripts/fuzz/build_modules.sh "${modules[@]}"
 libs=()
-for m in "${modules[@]}"; do libs+=("$out/modules/lib$m.a"); done
+# Dependents before their dependencies: the linker resolves static libraries left to right.
+for ((i = ${#modules[@]} - 1; i >= 0; i--)); do libs+=("$out/modules/lib${modules[i]}.a"); done
 # shellcheck disable=SC2046
 swiftc -sanitize=fuzzer,address -parse-as-library -O -g -swift-version 6 -module-name "Fuzz_$target" \
     -I "$out/modules" -I Sources/CBLAS "$source" "${libs[@]}" $(pkg-config --libs openblas) -o "$out/fuzz-$target"
