@@ -61,15 +61,11 @@ public enum CheckpointFile {
     /// (the new one is complete before the old one is replaced).
     /// - Throws: ``TrainingError`` naming the folder and the reason.
     public static func checkWritable(_ folder: URL, bytes: Int) throws {
-        do {
-            try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
-        } catch {
-            var isFolder: ObjCBool = false
-            if FileManager.default.fileExists(atPath: folder.path, isDirectory: &isFolder), !isFolder.boolValue {
-                throw TrainingError("--out \(folder.path) is a file, not a folder")
-            }
-            throw TrainingError("--out \(folder.path): cannot create the folder (\(reason(error)))")
+        var isFolder: ObjCBool = false
+        if FileManager.default.fileExists(atPath: folder.path, isDirectory: &isFolder), !isFolder.boolValue {
+            throw TrainingError("--out \(folder.path) is a file, not a folder")
         }
+        try makeFolder(folder)
         removeStaleTemporaries(in: folder)
         let probe = folder.appendingPathComponent(".probe\(partialMarker)\(getpid())")
         let fd = open(probe.path, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
@@ -93,15 +89,26 @@ public enum CheckpointFile {
         parameters.multipliedReportingOverflow(by: 12).partialValue + 1_000_000
     }
 
-    private static func systemError(_ what: String) -> TrainingError {
-        TrainingError("\(what): \(String(cString: strerror(errno)))")
+    /// `mkdir -p` that names the component that failed and why (Foundation's error here is
+    /// "NSCocoaErrorDomain error 512" without a reason).
+    static func makeFolder(_ folder: URL) throws {
+        var path = ""
+        for component in folder.standardizedFileURL.pathComponents {
+            path = component == "/" ? "/" : (path.hasSuffix("/") ? path : path + "/") + component
+            var isFolder: ObjCBool = false
+            if FileManager.default.fileExists(atPath: path, isDirectory: &isFolder) {
+                guard isFolder.boolValue else {
+                    throw TrainingError("--out \(folder.path): cannot create the folder (\(path) is a file, not a folder)")
+                }
+                continue
+            }
+            guard mkdir(path, 0o755) == 0 || errno == EEXIST else {
+                throw TrainingError("--out \(folder.path): cannot create the folder \(path) (\(String(cString: strerror(errno))))")
+            }
+        }
     }
 
-    private static func reason(_ error: Error) -> String {
-        let ns = error as NSError
-        if let underlying = ns.userInfo[NSUnderlyingErrorKey] as? NSError, underlying.domain == NSPOSIXErrorDomain {
-            return String(cString: strerror(Int32(underlying.code)))
-        }
-        return ns.localizedDescription
+    private static func systemError(_ what: String) -> TrainingError {
+        TrainingError("\(what): \(String(cString: strerror(errno)))")
     }
 }
