@@ -1,8 +1,9 @@
 // The kill-and-resume soak: a small run killed at random moments (SIGKILL: no chance to
 // save; SIGINT: the polite stop) and resumed each time, ten times, then run to its end,
 // must end with tensors — weights and AdamW moments — bit-identical to an uninterrupted
-// run of the same seed and steps. Resumes give `--resume` alone: everything else (data,
-// documents, options, output folder) comes from the checkpoint.
+// run of the same seed and steps. Resumes give `--resume` and `--save-every` only:
+// everything else (data, documents, options, output folder) comes from the checkpoint.
+// A run that finishes before its signal starts the soak over (its folder is removed).
 
 import Foundation
 import XCTest
@@ -34,11 +35,12 @@ final class KillResumeSoakTests: XCTestCase {
         let checkpoint = interrupted.appendingPathComponent("checkpoint.safetensors")
         func start() throws -> MTPProcess {
             FileManager.default.fileExists(atPath: checkpoint.path)
-                ? try MTPProcess(["train", "--resume", checkpoint.path])
+                ? try MTPProcess(["train", "--resume", checkpoint.path, "--save-every", "1"])
                 : try MTPProcess(flags + ["--out", interrupted.path])
         }
         var rng = SystemRandomNumberGenerator.seeded(seed)
         var interruptions = 0, attempts = 0
+        var resumePoints: [Int] = []
         while interruptions < 10 && attempts < 40 {
             attempts += 1
             let p = try start()
@@ -57,7 +59,15 @@ final class KillResumeSoakTests: XCTestCase {
                 XCTAssertTrue(r.stderr.contains("resume with: mtp train --resume"), r.stderr)
             }
             interruptions += 1
+            if let header = try? safetensorsHeader(checkpoint),
+               let m = (try? JSONSerialization.jsonObject(with: header) as? [String: Any])?["__metadata__"] as? [String: String],
+               let step = m["step"].flatMap(Int.init) {
+                resumePoints.append(step)
+            }
         }
+        // The signals landed inside the run, at different steps, not all before or after it.
+        XCTAssertGreaterThanOrEqual(Set(resumePoints.filter { (1..<steps).contains($0) }).count, 3, "resume points \(resumePoints)")
+        print("soak (signal \(signal)): resumed from steps \(resumePoints)")
         XCTAssertEqual(interruptions, 10, "the run kept finishing before the signal")
         let last = try start().finish(timeout: 600)
         XCTAssertEqual(last.status, 0, last.stderr)
