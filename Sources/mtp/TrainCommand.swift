@@ -89,6 +89,9 @@ struct TrainCommand: ParsableCommand {
             try train(grid: grid)
         } catch let exit as ExitCode where exit == .success {
             return
+        } catch let exit as ExitCode {
+            // An interrupted run: every rank stopped at the same step and rank 0 saved; no abort.
+            throw exit
         } catch {
             let message = humanDescription(error)
             FileHandle.standardError.write(Data("error: rank \(world?.rank ?? -1): \(message)\n".utf8))
