@@ -18,6 +18,11 @@ extension TrainingOptions {
             throw TrainingError("--seq-len \(sequenceLength) leaves MTP depth \(model.mtpDepths - 1) without targets "
                 + "(depth k predicts k + 1 tokens past the main target, so the \(model.mtpDepths) depths need --seq-len > \(model.mtpDepths))")
         }
+        // The run counts its tokens and batch positions in Int: the whole schedule must be countable.
+        guard MemoryBudget.product([steps, gradientAccumulation, batchSize, sequenceLength]) != nil else {
+            throw TrainingError("--steps \(steps) × --grad-accum \(gradientAccumulation) × --batch-size \(batchSize) × "
+                + "--seq-len \(sequenceLength) tokens overflow a 64-bit count")
+        }
         try checkFitsInMemory()
     }
 

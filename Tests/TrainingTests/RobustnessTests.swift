@@ -165,6 +165,9 @@ final class RobustnessTests: XCTestCase {
         o.batchSize = Int.max
         assertThrows(try o.validate(), containing: "--batch-size")
         assertThrows(try o.builtInDocuments(count: 1_000_000_000_000), containing: "--documents 1000000000000")
+        o = tinyOptions()
+        o.gradientAccumulation = Int.max
+        assertThrows(try o.validate(), containing: "--grad-accum \(Int.max)")
     }
 
     func testABatchLargerThanTheDataFailsBeforeAnyEvaluation() throws {
