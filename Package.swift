@@ -28,6 +28,8 @@ let package = Package(
     // MARK: - Dependencies
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        // Tests only: property-based checks that no combination of numeric options traps.
+        .package(url: "https://github.com/x-sheep/swift-property-based", from: "2.0.0"),
     ],
     targets: [
         // MARK: System libraries
@@ -94,7 +96,8 @@ let package = Package(
         .testTarget(name: "DataTests", dependencies: ["Data", "Tensors", "MTP", "TestSupport"]),
         .testTarget(name: "LossCasesTests", dependencies: ["LossCases", "MTP", "Losses", "TestSupport"]),
         .testTarget(name: "ModelTests", dependencies: ["Model", "MTP", "NN", "Losses", "Tensors", "TestSupport"]),
-        .testTarget(name: "TrainingTests", dependencies: ["Training", "Data", "Model", "MTP", "NN", "TestSupport"]),
+        .testTarget(name: "TrainingTests", dependencies: ["Training", "Data", "Model", "MTP", "NN", "TestSupport",
+                                                          .product(name: "PropertyBased", package: "swift-property-based")]),
         .testTarget(name: "GenerationTests", dependencies: ["Generation", "Training", "Data", "Model", "MTP", "NN", "TestSupport"]),
         .testTarget(name: "DistributedTests", dependencies: ["Distributed", "Tensors", "mtp"]),
         .testTarget(name: "PipelineTests", dependencies: ["Pipeline", "Training", "Data", "Model", "MTP", "NN", "TestSupport"]),

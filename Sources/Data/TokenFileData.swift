@@ -14,7 +14,9 @@ import Foundation
 ///   first int32 is one of these magics is read as llm.c; its version and token
 ///   count must then match, and the width must be the one the magic names.
 ///   (So a raw uint16 file whose first two ids are 54984, 308 is misread as a
-///   header; such a file is rejected rather than silently reinterpreted.)
+///   header; such a file is rejected rather than silently reinterpreted.) A header
+///   whose version and token count fit but whose magic is unknown is rejected too,
+///   rather than read as tokens.
 ///
 /// ## Documents
 /// With a `separator` id, documents are the maximal runs of non-separator ids:
@@ -143,6 +145,10 @@ public enum TokenFileData {
                         "\(source): llm.c header declares \(count) tokens but \(payload) bytes follow it (\(w) per token)")
                 }
                 payloadStart = headerByteCount
+            } else if looksLikeHeader(raw, width: width) {
+                throw DataError.malformedFile(
+                    "\(source): starts with an llm.c header (version \(int32(raw, at: 4)), \(int32(raw, at: 8)) tokens) whose magic "
+                    + "\(magic) is neither \(uint16Header.magic) (uint16) nor \(uint32Header.magic) (uint32); it is not read as tokens")
             }
         }
         let payload = raw.count - payloadStart
@@ -165,6 +171,15 @@ public enum TokenFileData {
             ids[i] = Int32(id)
         }
         return ids
+    }
+
+    /// Whether the first 1024 bytes are an llm.c header but for its magic: a known version
+    /// and a token count that matches the bytes after it exactly. Ids of a raw file match
+    /// that only by a coincidence of three values, so such a file is refused, not misread.
+    static func looksLikeHeader(_ raw: UnsafeRawBufferPointer, width: Width) -> Bool {
+        let version = int32(raw, at: 4), count = int32(raw, at: 8)
+        let versions = [uint16Header.version, uint32Header.version]
+        return versions.contains(version) && count > 0 && Int(count) * width.rawValue == raw.count - headerByteCount
     }
 
     static func int32(_ raw: UnsafeRawBufferPointer, at offset: Int) -> Int32 {

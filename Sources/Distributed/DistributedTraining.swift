@@ -103,6 +103,11 @@ public final class DistributedTraining: @unchecked Sendable {
         }
         c.evaluationShard = (grid.world.rank, grid.world.size)
         c.sumOverRanks = { [unowned self] in try self.grid.world.allReduceSum($0) }
+        c.anyRank = { [unowned self] flag in
+            var v: [Float] = [flag ? 1 : 0]
+            try self.grid.world.allReduce(&v, .max)
+            return v[0] > 0
+        }
         trainer.collectives = c
     }
 

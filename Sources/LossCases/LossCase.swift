@@ -39,8 +39,9 @@ public struct LossCase {
 
     /// Runs the call the case describes, then back-propagates (the sum of a non-scalar loss).
     ///
-    /// - Throws: ``MTPError``/``LossError``/``TensorError`` for invalid cases.
+    /// - Throws: ``MTPError``/``LossError``/``TensorError`` for invalid cases (``validate()`` first).
     public func evaluate() throws -> Result {
+        try validate()
         // Metadata keys other than the options (descriptions, provenance) are ignored.
         var inputs: [String: Tensor] = [:]
         for (name, t) in tensors {

@@ -74,7 +74,9 @@ enum LogitsCrossEntropy {
     /// parallel across blocks.
     static func forEachRowBlock(_ logits: Tensor, rows n: Int, v: Int, rowsPerBlock: Int,
                                 _ body: (Int, Int, UnsafeMutablePointer<Float>) -> Void) {
-        let per = Swift.max(1, rowsPerBlock)
+        // A block never holds more rows than there are: a huge chunk length (Int.max in a
+        // case file) must neither overflow `n + per` nor size a scratch buffer of `per · V`.
+        let per = Swift.max(1, Swift.min(rowsPerBlock, n))
         let blocks = (n + per - 1) / per
         if logits.dtype == .float32 {
             let base = logits.floatPointer

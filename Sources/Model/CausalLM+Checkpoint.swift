@@ -27,6 +27,8 @@ extension CausalLM {
         } catch {
             throw ModelError("\(url.path): unreadable model_config metadata (\(error))")
         }
+        try verifyPayload(tensors, metadata: metadata, source: url.path)
+        try config.checkMatches(tensors, source: url.path)
         let model = try CausalLM(config: config, seed: 0)
         try model.loadParameters(tensors)
         return (model, metadata)

@@ -119,6 +119,7 @@ public struct ModelConfig: Codable, Equatable, Sendable {
             throw ModelError("RMSNorm epsilon must be positive and finite, got \(rmsNormEpsilon)")
         }
         guard ropeTheta > 0, ropeTheta.isFinite else { throw ModelError("RoPE theta must be positive and finite, got \(ropeTheta)") }
+        try validateScales()
     }
 
     /// The model-side MTP config (nil without depths).

@@ -17,8 +17,10 @@ public final class Trainer {
     public let optimizer: AdamW
     public let schedule: LearningRateSchedule
     /// Steps completed.
-    public private(set) var step = 0
-    public private(set) var history: [StepRecord] = []
+    public internal(set) var step = 0
+    public internal(set) var history: [StepRecord] = []
+    /// The steps skipped because their loss or gradient norm was not finite (see ``NonFiniteSteps``).
+    public internal(set) var skippedSteps: [Int] = []
     public private(set) var evaluations: [Evaluation] = []
     private let packer: Packer
     private let train: [[Int32]]
@@ -60,6 +62,13 @@ public final class Trainer {
         packer = try Packer(sequenceLength: options.sequenceLength, batchSize: options.batchSize,
                             vocabularySize: options.model.vocabularySize)
         self.train = train
+        // Before the held-out set is packed and evaluated: a batch larger than the data is an
+        // error now, not after a full evaluation at step 0.
+        let rows = try packer.rows(from: train).count
+        guard rows >= options.batchSize else {
+            throw TrainingError("the training documents fill \(rows) rows of \(options.sequenceLength) tokens, "
+                + "fewer than one batch (--batch-size \(options.batchSize))")
+        }
         heldOutBatches = try packer.batches(from: heldOut)
         loss = MTPLossConfig().build(lossFn: options.lossFunction(), model: model)
     }
@@ -119,10 +128,15 @@ public final class Trainer {
             norm = Float(try reduce(Double(norm) * Double(norm)).squareRoot())
         }
         let lr = schedule.rate(at: step)
-        optimizer.update(learningRate: lr, gradientScale: clippingScale(norm: norm, maxNorm: options.gradientClip))
+        let record = StepRecord(step: step + 1, mainLoss: main, depthLosses: depths, learningRate: lr, gradientNorm: norm)
+        if NonFiniteSteps.isFinite(record) {
+            optimizer.update(learningRate: lr, gradientScale: clippingScale(norm: norm, maxNorm: options.gradientClip))
+        } else {
+            dropGradients()
+            skippedSteps.append(step + 1)
+        }
         // A frozen trunk still receives gradients (the depths read its outputs); drop them.
         if options.freezeTrunk == true { model.zeroGrad() }
-        let record = StepRecord(step: step + 1, mainLoss: main, depthLosses: depths, learningRate: lr, gradientNorm: norm)
         history.append(record)
         step += 1
         return record
@@ -197,7 +211,7 @@ public final class Trainer {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys]
         encoder.nonConformingFloatEncodingStrategy = Self.nonFiniteNumbers
-        let metadata = [
+        var metadata = [
             "format": CausalLM.checkpointFormat,
             "model_config": String(decoding: try encoder.encode(options.model), as: UTF8.self),
             "training_options": String(decoding: try encoder.encode(options), as: UTF8.self),
@@ -205,21 +219,23 @@ public final class Trainer {
             "history": String(decoding: try encoder.encode(history), as: UTF8.self),
             "evaluations": String(decoding: try encoder.encode(evaluations), as: UTF8.self),
         ]
-        try SafeTensors.write(tensors, metadata: metadata, to: url)
+        metadata.merge(try robustnessMetadata(tensors)) { $1 }
+        try CheckpointFile.write(try SafeTensors.encode(tensors, metadata: metadata), to: url)
     }
 
     /// Restores parameters, optimizer state, step and history from a checkpoint of the same run.
     ///
     /// - Throws: ``TrainingError`` when the checkpoint is not ours or its model differs.
     public func loadCheckpoint(from url: URL) throws {
-        let (tensors, metadata) = try SafeTensors.read(contentsOf: url)
-        let ckpt = try Trainer.checkpointMetadata(metadata, source: url.path)
+        let ckpt = try Trainer.readCheckpoint(url)
+        let tensors = ckpt.tensors
         guard ckpt.options.model == options.model else {
             throw TrainingError("checkpoint \(url.path) holds a different model (\(ckpt.options.model)) than this run (\(options.model))")
         }
         try model.loadParameters(tensors)
-        try optimizer.load(stateTensors: tensors, step: ckpt.step)
+        try optimizer.load(stateTensors: tensors, step: ckpt.step - ckpt.skippedSteps.count)
         step = ckpt.step
+        skippedSteps = ckpt.skippedSteps
         history = ckpt.history
         evaluations = ckpt.evaluations
     }
@@ -235,8 +251,11 @@ public final class Trainer {
     public static func checkpointMetadata(_ metadata: [String: String], source: String) throws
         -> (options: TrainingOptions, step: Int, history: [StepRecord], evaluations: [Evaluation]) {
         guard metadata["format"] == CausalLM.checkpointFormat, let o = metadata["training_options"],
-              let s = metadata["step"], let step = Int(s) else {
+              let s = metadata["step"] else {
             throw TrainingError("\(source) is not an mtp checkpoint (missing format/training_options/step metadata)")
+        }
+        guard let step = Int(s), step >= 0 else {
+            throw TrainingError("\(source): step metadata '\(s.prefix(40))' is not a step count (an integer >= 0)")
         }
         let decoder = JSONDecoder()
         decoder.nonConformingFloatDecodingStrategy = Self.nonFiniteNumbersDecoding
@@ -244,7 +263,12 @@ public final class Trainer {
             let options = try decoder.decode(TrainingOptions.self, from: Data(o.utf8))
             let history = try decoder.decode([StepRecord].self, from: Data((metadata["history"] ?? "[]").utf8))
             let evals = try decoder.decode([Evaluation].self, from: Data((metadata["evaluations"] ?? "[]").utf8))
+            guard history.count == step else {
+                throw TrainingError("\(source): step metadata says \(step) steps, its history records \(history.count)")
+            }
             return (options, step, history, evals)
+        } catch let e as TrainingError {
+            throw e
         } catch {
             throw TrainingError("\(source): unreadable checkpoint metadata (\(error))")
         }

@@ -10,6 +10,7 @@
 //   evaluate    synchronizeState (every rank gets every stage's current parameters and
 //               optimizer moments) → this rank's share of the held-out batches →
 //               sumOverRanks of the CE / hit / count sums
+//   after step  anyRank of the stop request (every rank stops at the same step)
 //   files       only the writer (rank 0) creates the output folder and writes them, after
 //               synchronizeState
 
@@ -30,6 +31,10 @@ public struct TrainingCollectives {
     public var evaluationShard: (index: Int, count: Int) = (0, 1)
     /// Sums evaluation partial sums over the ranks that share the held-out set.
     public var sumOverRanks: ([Double]) throws -> [Double] = { $0 }
+
+    /// Whether `flag` is true on any rank (a logical OR over every rank; called by every rank
+    /// after every step, so a stop request stops all of them at the same step).
+    public var anyRank: (Bool) throws -> Bool = { $0 }
 
     /// The single-process hooks.
     public init() {}

@@ -31,6 +31,8 @@ public struct TrainingOptions: Codable, Equatable, Sendable {
     /// The `tokenizer.json` the documents were encoded with; nil for byte-level text, token
     /// files and the built-in corpus.
     public var tokenizer: String?
+    /// Size, content checksum, document count, separator and tokenizer of the data; nil when unknown.
+    public var dataRecord: TrainingDataRecord?
 
     public init(model: ModelConfig) { self.model = model }
 
@@ -46,6 +48,7 @@ public struct TrainingOptions: Codable, Equatable, Sendable {
         guard heldOutFraction > 0, heldOutFraction < 1 else {
             throw TrainingError("held-out fraction must be in (0, 1), got \(heldOutFraction)")
         }
+        try validateLimits()
     }
 
     /// The per-token loss the run trains with (mean over each loss's targets).

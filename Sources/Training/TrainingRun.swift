@@ -10,6 +10,13 @@
 //     checkpoint end on a current evaluation.
 // Evaluation draws no random numbers, so the loss trajectory of a seed does not depend
 // on when it runs.
+//
+// Keeping the work (see CheckpointFile, StopRequest, NonFiniteSteps): the output folder
+// is checked writable, with room for a checkpoint, before step 1; a checkpoint is written
+// every `saveEvery` steps (every rank takes part, the writer writes) and at the end; a
+// stop request (SIGINT/SIGTERM) ends the run after the current step with a checkpoint,
+// every rank stopping at the same step; too many non-finite steps in a row end it with
+// the last finite state saved, then throw.
 
 import Foundation
 import Data
@@ -63,6 +70,9 @@ public struct TrainingSummary: Sendable {
     /// The SVG plot written, if the run had an output folder.
     public var plot: URL?
 
+    /// Whether a stop request ended the run before ``TrainingRun/lastStep``.
+    public var interrupted = false
+
     /// Tokens per second over ``seconds``.
     public var tokensPerSecond: Double { Double(tokens) / Swift.max(seconds, 1e-9) }
 }
@@ -91,6 +101,10 @@ public struct TrainingRun {
     /// Computes each micro-step's gradients (a pipeline's step, say); nil uses the trainer's
     /// own forward and backward (``Trainer/trainStep()``).
     public var accumulate: Accumulate?
+    /// Write a checkpoint every this many steps as well as at the end (nil or 0: only at the end).
+    public var saveEvery: Int?
+    /// Polled after every step: when set (on any rank), the run saves and returns.
+    public var stopRequest: StopRequest?
 
     /// A run of `trainer`.
     /// - Parameters:
@@ -130,26 +144,42 @@ public struct TrainingRun {
         let tokensPerStep = options.batchSize * options.sequenceLength * options.gradientAccumulation
         let start = Date()
         var tokens = 0
-        // Created first, so an unwritable folder fails before the steps, not after.
+        // Checked first, so an unwritable or full folder fails before the steps, not after.
         if let outputFolder, trainer.collectives.isWriter {
-            try FileManager.default.createDirectory(at: outputFolder, withIntermediateDirectories: true)
+            try CheckpointFile.checkWritable(outputFolder, bytes: CheckpointFile.estimatedBytes(parameters: trainer.model.parameterCount))
         }
         func evaluate() throws { observer(.evaluation(try trainer.evaluate())) }
 
         if trainer.step == 0 { try evaluate() }
+        var interrupted = false
         while trainer.step < last {
             let record = try accumulate.map { try trainer.trainStep(accumulating: $0) } ?? trainer.trainStep()
             tokens += tokensPerStep
             if trainer.step % options.evalEvery == 0 || trainer.step == options.steps { try evaluate() }
             observer(.step(TrainingProgress(record: record, firstStep: firstStep, lastStep: last, totalSteps: options.steps,
                                             tokens: tokens, elapsedSeconds: Date().timeIntervalSince(start))))
+            if trainer.consecutiveSkippedSteps >= NonFiniteSteps.consecutiveLimit {
+                try writeFiles()
+                throw TrainingError("steps \(trainer.step - NonFiniteSteps.consecutiveLimit + 1)...\(trainer.step) all had a "
+                    + "non-finite loss or gradient norm (last: loss \(record.mainLoss), norm \(record.gradientNorm)) and were "
+                    + "skipped; the run stopped" + (checkpointURL.map { " with its last finite state in \($0.path)" } ?? "")
+                    + " (\(trainer.skippedSteps.count) steps skipped in all; lower --lr or set --clip)")
+            }
+            // Every rank must stop at the same step: a signal may reach them at different times.
+            if try trainer.collectives.anyRank(stopRequest?.isRequested ?? false) {
+                interrupted = trainer.step < last
+                break
+            }
+            if let saveEvery, saveEvery > 0, trainer.step % saveEvery == 0, trainer.step < last { try writeFiles() }
         }
         let seconds = Date().timeIntervalSince(start)
-        if trainer.evaluations.last?.step != trainer.step { try evaluate() }
+        // A stopped run saves at once (no catch-up evaluation); otherwise the run ends on a current one.
+        if trainer.evaluations.isEmpty || (!interrupted && trainer.evaluations.last?.step != trainer.step) { try evaluate() }
         try writeFiles()
-        // The loop above evaluates at step 0 or after a step, so an evaluation exists here.
-        return TrainingSummary(evaluation: trainer.evaluations.last!, steps: trainer.step, tokens: tokens, seconds: seconds,
-                               checkpoint: checkpointURL, plot: plotURL)
+        var summary = TrainingSummary(evaluation: trainer.evaluations.last!, steps: trainer.step, tokens: tokens, seconds: seconds,
+                                      checkpoint: checkpointURL, plot: plotURL)
+        summary.interrupted = interrupted
+        return summary
     }
 
     /// Writes the checkpoint and the plot of the trainer's history into the output folder.
@@ -159,6 +189,7 @@ public struct TrainingRun {
         try trainer.collectives.synchronizeState()
         guard trainer.collectives.isWriter, let outputFolder, let checkpointURL, let plotURL else { return }
         try FileManager.default.createDirectory(at: outputFolder, withIntermediateDirectories: true)
+        CheckpointFile.removeStaleTemporaries(in: outputFolder)
         try trainer.saveCheckpoint(to: checkpointURL)
         let chart = LossPlot(title: plotTitle, history: trainer.history, evaluations: trainer.evaluations,
                              mainFloor: floors?.main, depthFloors: floors?.depths)

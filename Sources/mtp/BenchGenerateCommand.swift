@@ -44,6 +44,7 @@ struct BenchGenerateCommand: ParsableCommand {
 
     private func bench() throws {
         let (model, options, _, prior) = try GenerationSetup.load(decoding.checkpoint)
+        try SizeLimits.checkDecoding(maxTokens: decoding.maxTokens, promptLength: promptLength, model: options.model)
         let generator = Generator(model: model)
         let d = generator.maximumDraftDepths
         guard d >= 1 else { throw ValidationError("the checkpoint has no MTP depths to draft with") }

@@ -32,6 +32,7 @@ struct BenchLossCommand: ParsableCommand {
             throw ValidationError("sizes must be positive (tokens \(tokens), hidden \(hidden), vocab \(vocab), depths \(depths))")
         }
         guard repeats >= 3 else { throw ValidationError("--repeats must be at least 3, got \(repeats)") }
+        try SizeLimits.checkBenchLoss(tokens: tokens, hidden: hidden, vocab: vocab, depths: depths, materialisesLogits: loss.readsLogits)
     }
 
     func run() throws {

@@ -18,6 +18,7 @@ struct BenchMatmulCommand: ParsableCommand {
         guard m > 0, k > 0, n > 0, repeats > 0 else {
             throw ValidationError("sizes and repeats must be positive (m \(m), k \(k), n \(n), repeats \(repeats))")
         }
+        try SizeLimits.checkMatmul(m: m, k: k, n: n)
     }
 
     func run() throws {

@@ -5,7 +5,7 @@ import Foundation
 /// stderr and exit status 1 (the CLI contract: bad input never traps, nothing on stdout).
 func reportingErrors(_ body: () throws -> Void) throws {
     do { try body() } catch let exit as ExitCode { throw exit } catch {
-        let message = "\(error)".replacingOccurrences(of: "\n", with: " ")
+        let message = humanDescription(error)
         FileHandle.standardError.write(Data("error: \(message)\n".utf8))
         throw ExitCode(1)
     }

@@ -40,6 +40,7 @@ struct GenerateCommand: ParsableCommand {
         guard repeats >= 1 else { throw ValidationError("--repeats must be at least 1, got \(repeats)") }
         guard speculative || draftDepths == nil else { throw ValidationError("--draft-depths needs --speculative") }
         guard promptLength >= 1 else { throw ValidationError("--prompt-length must be at least 1, got \(promptLength)") }
+        try SizeLimits.checkPromptIndex(promptIndex, documents: decoding.documents)
     }
 
     func run() throws {
@@ -53,6 +54,7 @@ struct GenerateCommand: ParsableCommand {
         }
         if let tokenizer { options.tokenizer = tokenizer }
         let text = try options.loadTokenizer().map(TextCodec.tokenizer) ?? .bytes
+        try SizeLimits.checkDecoding(maxTokens: decoding.maxTokens, promptLength: promptLength, model: options.model)
         let generator = Generator(model: model)
         let tokens = try GenerationSetup.promptTokens(text: prompt, ids: promptTokens, options: options, codec: text,
                                                       documents: decoding.documents, index: promptIndex, length: promptLength)

@@ -24,6 +24,9 @@ struct LossCommand: ParsableCommand {
 
     func run() throws {
         try reportingErrors {
+            if let grads, sameFile(grads, caseFile) {
+                throw ValidationError("--grads \(grads) is the case file itself; writing the gradients would overwrite the input")
+            }
             let result = try LossCase(contentsOf: URL(fileURLWithPath: caseFile)).evaluate()
             if let grads {
                 var named: [String: Tensor] = [:]
@@ -37,4 +40,15 @@ struct LossCommand: ParsableCommand {
             try JSONOutput.print(object)
         }
     }
+}
+
+/// Whether two paths name one file: the same resolved path, or the same device and inode
+/// (a hard link, a second spelling through a symlinked folder).
+func sameFile(_ a: String, _ b: String) -> Bool {
+    let ua = URL(fileURLWithPath: a).resolvingSymlinksInPath().standardizedFileURL
+    let ub = URL(fileURLWithPath: b).resolvingSymlinksInPath().standardizedFileURL
+    if ua.path == ub.path { return true }
+    var sa = stat(), sb = stat()
+    guard stat(ua.path, &sa) == 0, stat(ub.path, &sb) == 0 else { return false }
+    return sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino
 }

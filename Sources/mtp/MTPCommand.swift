@@ -1,4 +1,5 @@
 import ArgumentParser
+import Foundation
 import Tensors
 
 @main
@@ -11,6 +12,6 @@ struct MTPCommand: ParsableCommand {
     static func main() {
         // Before any BLAS call: OpenBLAS picks its kernels when it loads (see BLAS+Configuration).
         BLAS.relaunchWithPreferredCoreTypeIfNeeded()
-        main(nil)
+        runReportingErrors(Array(CommandLine.arguments.dropFirst()))
     }
 }

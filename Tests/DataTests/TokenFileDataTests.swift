@@ -65,6 +65,12 @@ final class TokenFileDataTests: XCTestCase {
         assertThrows(try TokenFileData.documents(fromUInt16File: missing, vocabularySize: 10), "/nonexistent/train.bin")
     }
 
+    func testAHeaderWithABadMagicIsNotReadAsTokens() throws {
+        // One digit off llm.c's magic: version and count fit, so it is a damaged header, not ids.
+        let bad = try temporaryFile(self, "m.bin", llmcFile(magic: 20_240_521, version: 1, count: 3, payload: uint16Bytes([1, 2, 3])))
+        assertThrows(try TokenFileData.documents(fromUInt16File: bad, vocabularySize: 65_536), "magic 20240521 is neither")
+    }
+
     func testHeaderErrors() throws {
         let count = try temporaryFile(self, "c.bin", llmcFile(magic: 20_240_520, version: 1, count: 5, payload: uint16Bytes([1, 2])))
         assertThrows(try TokenFileData.documents(fromUInt16File: count, vocabularySize: 10), "declares 5 tokens but 4 bytes follow")

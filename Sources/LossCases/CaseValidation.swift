@@ -1,0 +1,93 @@
+// What a case file must satisfy before it is evaluated (SPEC §6, made strict): only
+// known tensor names, depth indices without gaps, a well-formed `cu_seqlens`, an integer
+// `seq_idx`, finite non-negative scale factors, a non-negative `num_label_tokens`, and
+// sizes that fit in memory. Each check names the tensor or key, so a misspelt name or a
+// hostile size is an `error:` line instead of being ignored, or a trap.
+
+import Foundation
+import Losses
+import MTP
+import Tensors
+
+extension LossCase {
+    /// The names a case file may hold besides the per-depth sequences.
+    static let plainTensorNames: Set<String> = ["labels", "lm_head.weight", "logits", "hidden_states", "mask", "seq_idx", "cu_seqlens"]
+    /// The per-depth sequences: `prefix.0`, `prefix.1`, …
+    static let depthPrefixes = ["mtp_per_depth_h", "mtp_per_depth_logits", "mtp_per_depth_targets"]
+    /// Metadata keys read as scale factors (finite, >= 0).
+    static let scaleKeys = ["scaling_factor", "config_scaling_factor", "model_scaling_factor", "output_scaling_factor",
+                            "logit_softcapping"]
+
+    /// Throws for the first thing in the case that the contract does not allow.
+    ///
+    /// - Throws: ``MTP/MTPError/invalidArgument(_:)`` naming the tensor or metadata key;
+    ///   ``Tensors/MemoryBudgetError`` when evaluating would not fit in memory.
+    public func validate() throws {
+        try checkNames()
+        for key in Self.scaleKeys {
+            guard let s = metadata[key] else { continue }
+            guard let v = Float(s.trimmingCharacters(in: .whitespaces)), v.isFinite, v >= 0 else {
+                throw MTPError.invalidArgument("metadata \(key)='\(s)' must be a finite number >= 0")
+            }
+        }
+        if let s = metadata["num_label_tokens"], let v = Int(s.trimmingCharacters(in: .whitespaces)), v < 0 {
+            throw MTPError.invalidArgument("metadata num_label_tokens=\(v) must be >= 0 (a count of label tokens)")
+        }
+        if let s = tensors["seq_idx"], !s.dtype.isInteger {
+            throw MTPError.invalidDType("seq_idx must be an integer tensor (Int32 or Int64), got \(s.dtype) \(s.shape)")
+        }
+        if let labels = tensors["labels"], let cu = tensors["cu_seqlens"] {
+            try Self.checkCuSeqlens(cu, length: labels.shape.last ?? 0)
+        }
+        try checkMemory()
+    }
+
+    /// Unknown names (a misspelling would otherwise be silently ignored) and depth gaps.
+    private func checkNames() throws {
+        var indices: [String: [Int]] = [:]
+        for name in tensors.keys.sorted() where !Self.plainTensorNames.contains(name) {
+            guard let prefix = Self.depthPrefixes.first(where: { name.hasPrefix($0 + ".") }),
+                  case let digits = name.dropFirst(prefix.count + 1),
+                  let k = Int(digits), k >= 0, String(k) == digits else {
+                throw MTPError.invalidArgument("unknown tensor '\(name)' in the case file (expected labels, lm_head.weight, logits, "
+                    + "hidden_states, mask, seq_idx, cu_seqlens or mtp_per_depth_{h,logits,targets}.{k})")
+            }
+            indices[prefix, default: []].append(k)
+        }
+        for (prefix, ks) in indices.sorted(by: { $0.key < $1.key }) {
+            let sorted = ks.sorted()
+            if let gap = (0..<sorted.count).first(where: { sorted[$0] != $0 }) {
+                throw MTPError.invalidArgument("\(prefix).\(sorted[gap]) is given without \(prefix).\(gap): depth indices must run 0, 1, 2, … without gaps")
+            }
+        }
+    }
+
+    /// `cu_seqlens`: integer, `[n+1]` or `[1, n+1]`, starts at 0, non-decreasing, within `length`.
+    static func checkCuSeqlens(_ cu: Tensor, length: Int) throws {
+        guard cu.dtype.isInteger else { throw MTPError.invalidDType("cu_seqlens must be an integer tensor, got \(cu.dtype)") }
+        guard cu.rank == 1 || (cu.rank == 2 && cu.shape[0] == 1), cu.count >= 1 else {
+            throw MTPError.shapeMismatch("cu_seqlens must have shape [n+1] or [1, n+1] with n >= 0, got \(cu.shape)")
+        }
+        let v = cu.int64s
+        guard v[0] == 0 else { throw MTPError.invalidArgument("cu_seqlens must start at 0, got \(v[0])") }
+        for i in 1..<v.count where v[i] < v[i - 1] {
+            throw MTPError.invalidArgument("cu_seqlens must be non-decreasing: cu_seqlens[\(i)] = \(v[i]) < cu_seqlens[\(i - 1)] = \(v[i - 1])")
+        }
+        guard let last = v.last, last <= Int64(length) else {
+            throw MTPError.invalidArgument("cu_seqlens ends at \(v.last ?? 0), past the \(length) tokens of a sequence")
+        }
+    }
+
+    /// What the LM head would allocate: an `[N, V]` logits buffer and its gradient for a
+    /// logits loss on hidden states, one row of V logits (and the `[V, H]` gradient) for the fused loss.
+    private func checkMemory() throws {
+        guard let head = tensors["lm_head.weight"], head.rank == 2 else { return }
+        let v = head.shape[0], h = head.shape[1]
+        let rows = tensors["labels"]?.count ?? 0
+        let fused = metadata["loss_fn"] == "FusedLinearCrossEntropy"
+        let bytes = fused
+            ? MemoryBudget.sum([MemoryBudget.product([v, 4 * 64]), MemoryBudget.product([v, h, 4])])
+            : MemoryBudget.product([rows, v, 4 * 2])
+        try MemoryBudget.check(bytes: bytes, for: "lm_head.weight \(head.shape) applied to \(rows) rows")
+    }
+}

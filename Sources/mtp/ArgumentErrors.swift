@@ -1,0 +1,108 @@
+// The one error contract of every `mtp` subcommand: on any failure — a parse error of
+// ArgumentParser's included — exactly one `error: …` line on stderr and exit status 1;
+// `--help` still prints its text on stdout and exits 0.
+//
+// ArgumentParser's own `main` prints a multi-line `Error: …` block and exits 64 for
+// parse errors, so `MTPCommand.main` parses with `parseAsRoot` and reports here instead.
+
+import ArgumentParser
+import Foundation
+
+extension MTPCommand {
+    /// Parses `arguments`, runs the chosen subcommand and exits with the CLI's status.
+    static func runReportingErrors(_ arguments: [String]) -> Never {
+        do {
+            var command = try parseAsRoot(NegativeNumbers.attached(arguments))
+            try command.run()
+            Foundation.exit(0)
+        } catch {
+            Foundation.exit(report(error, arguments: arguments))
+        }
+    }
+
+    /// Prints what `error` means and returns the exit status.
+    static func report(_ error: Error, arguments: [String]) -> Int32 {
+        // A command that already printed its error line ends with an ExitCode.
+        if let code = error as? ExitCode { return code.rawValue }
+        if exitCode(for: error) == .success {  // --help, --version
+            print(fullMessage(for: error))
+            return 0
+        }
+        let message: String
+        if error is ValidationError || isArgumentParserError(error) {
+            // Keep ArgumentParser's first line ("Error: Missing value for '--lr <lr>'") and point at the help.
+            let first = fullMessage(for: error).split(separator: "\n").first.map(String.init) ?? "\(error)"
+            let text = first.hasPrefix("Error: ") ? String(first.dropFirst("Error: ".count)) : first
+            message = text + " (see '\(helpCommand(arguments))')"
+        } else {
+            message = humanDescription(error)
+        }
+        FileHandle.standardError.write(Data("error: \(message)\n".utf8))
+        return 1
+    }
+
+    /// Whether ArgumentParser raised `error` while parsing (its error types are not public).
+    private static func isArgumentParserError(_ error: Error) -> Bool {
+        String(reflecting: type(of: error)).hasPrefix("ArgumentParser.")
+    }
+
+    /// `mtp SUB [SUB] --help` for the subcommand the arguments name.
+    private static func helpCommand(_ arguments: [String]) -> String {
+        var words = ["mtp"]
+        var level: [ParsableCommand.Type] = configuration.subcommands
+        for a in arguments {
+            guard let sub = level.first(where: { $0._commandName == a }) else { break }
+            words.append(a)
+            level = sub.configuration.subcommands
+        }
+        return (words + ["--help"]).joined(separator: " ")
+    }
+}
+
+/// Lets `--lr -1` mean `--lr=-1`: ArgumentParser reads a word that starts with `-` as an
+/// option name, so a negative number after an option would be "Missing value".
+enum NegativeNumbers {
+    /// `arguments` with every negative number that follows a `--name` (without `=`) joined to it.
+    static func attached(_ arguments: [String]) -> [String] {
+        var out: [String] = []
+        var i = 0
+        while i < arguments.count {
+            let a = arguments[i]
+            if a.hasPrefix("--"), a.count > 2, !a.contains("="), i + 1 < arguments.count, isNegativeNumber(arguments[i + 1]) {
+                out.append(a + "=" + arguments[i + 1])
+                i += 2
+            } else {
+                out.append(a)
+                i += 1
+            }
+        }
+        return out
+    }
+
+    /// `-1`, `-0.5`, `-.5`, `-1e3`, `-inf`, `-nan` (no option of `mtp` has such a name).
+    static func isNegativeNumber(_ word: String) -> Bool {
+        guard word.hasPrefix("-"), !word.hasPrefix("--") else { return false }
+        let rest = word.dropFirst()
+        return Double(rest) != nil || rest.lowercased() == "inf" || rest.lowercased() == "nan"
+    }
+}
+
+/// A one-line message for `error`: file-system errors as "path: reason" instead of
+/// Foundation's `NSCocoaErrorDomain Code=512 … UserInfo={…}` dump.
+func humanDescription(_ error: Error) -> String {
+    let ns = error as NSError
+    let text: String
+    if ns.domain == NSCocoaErrorDomain || ns.domain == NSPOSIXErrorDomain {
+        var reason = ns.localizedDescription
+        if let underlying = ns.userInfo[NSUnderlyingErrorKey] as? NSError, underlying.domain == NSPOSIXErrorDomain {
+            reason = String(cString: strerror(Int32(underlying.code)))
+        } else if ns.domain == NSPOSIXErrorDomain {
+            reason = String(cString: strerror(Int32(ns.code)))
+        }
+        let path = ns.userInfo[NSFilePathErrorKey] as? String ?? (ns.userInfo[NSURLErrorKey] as? URL)?.path
+        text = path.map { "\($0): \(reason)" } ?? reason
+    } else {
+        text = "\(error)"
+    }
+    return text.replacingOccurrences(of: "\n", with: " ")
+}

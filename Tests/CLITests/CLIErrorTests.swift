@@ -1,0 +1,145 @@
+// Every failure of the adversarial pass, through the real binary: each is one `error: …`
+// line on stderr, nothing on stdout, exit status 1, promptly (no trap, no hang, no
+// allocation of what a hostile size asks for), with a message that names the flag.
+
+import Foundation
+import XCTest
+
+final class CLIErrorTests: XCTestCase {
+    /// A tiny checkpoint for the generate cases, trained once.
+    private static let checkpoint: URL? = {
+        guard let folder = try? temporaryFolder("cli-errors"),
+              let r = try? runMTP(["train"] + tinyTrainFlags + ["--steps", "2", "--out", folder.path]), r.status == 0 else { return nil }
+        return folder.appendingPathComponent("checkpoint.safetensors")
+    }()
+
+    private func assertError(_ arguments: [String], mentions text: String, within seconds: Double = 60,
+                             file: StaticString = #filePath, line: UInt = #line) throws {
+        let r = try runMTP(arguments, timeout: seconds)
+        let what = "mtp \(arguments.joined(separator: " "))"
+        XCTAssertFalse(r.signaled, "\(what) was killed (a trap or past \(seconds) s)\n\(r.stderr)", file: file, line: line)
+        XCTAssertEqual(r.status, 1, "\(what): \(r.stderr)", file: file, line: line)
+        XCTAssertEqual(r.stdout, "", "\(what) printed on stdout", file: file, line: line)
+        let lines = r.stderr.split(separator: "\n").filter { $0.hasPrefix("error: ") }
+        XCTAssertEqual(lines.count, 1, "\(what): one error line expected in\n\(r.stderr)", file: file, line: line)
+        XCTAssertTrue(r.stderr.contains(text), "\(what): '\(r.stderr)' does not mention '\(text)'", file: file, line: line)
+        XCTAssertFalse(r.stderr.contains("NSCocoaErrorDomain") || r.stderr.contains("UserInfo="), what, file: file, line: line)
+    }
+
+    func testArgumentErrorsAreOneErrorLineWithStatus1() throws {
+        try assertError(["train", "--bogus"], mentions: "error: Unknown option '--bogus'")
+        try assertError(["train", "--steps", "abc"], mentions: "'abc' is invalid for '--steps")
+        try assertError(["loss"], mentions: "Missing expected argument")
+        try assertError(["bench", "matmul", "--m"], mentions: "see 'mtp bench matmul --help'")
+        try assertError(["nonsense"], mentions: "error: ")
+        let help = try runMTP(["train", "--help"])
+        XCTAssertEqual(help.status, 0)
+        XCTAssertTrue(help.stdout.contains("--save-every"))
+    }
+
+    func testNegativeNumbersParseAndAreRangeChecked() throws {
+        try assertError(["train", "--lr", "-1"], mentions: "learning rate must be positive, got -1.0")
+        try assertError(["train", "--weight-decay", "-0.5"], mentions: "--weight-decay must be a finite number >= 0, got -0.5")
+        try assertError(["train", "--mtp-scale", "-2"], mentions: "--mtp-scale) must be a finite number >= 0")
+        try assertError(["train", "--save-every", "-3"], mentions: "--save-every must be >= 0")
+    }
+
+    func testNonFiniteOptionsAreRefused() throws {
+        try assertError(["train", "--clip", "nan"], mentions: "--clip must be a finite number")
+        try assertError(["train", "--weight-decay", "nan"], mentions: "--weight-decay must be a finite number")
+        try assertError(["train", "--mtp-scale", "inf"], mentions: "--mtp-scale) must be a finite number")
+    }
+
+    func testHugeSizesAreErrorsNamingTheFlag() throws {
+        try assertError(["train", "--seq-len", "\(1 << 40)"], mentions: "--seq-len 1099511627776")
+        try assertError(["train", "--hidden", "\(1 << 20)"], mentions: "hidden 1048576")
+        try assertError(["train", "--documents", "1000000000000"], mentions: "--documents 1000000000000")
+        try assertError(["train", "--batch-size", "1000000"], mentions: "--batch-size 1000000")
+        try assertError(["bench", "loss", "--tokens", "\(1 << 40)"], mentions: "--tokens 1099511627776")
+        try assertError(["bench", "matmul", "--m", "\(1 << 32)", "--k", "\(1 << 32)"], mentions: "--m 4294967296 --k 4294967296")
+    }
+
+    func testABatchLargerThanTheDataIsFoundBeforeTraining() throws {
+        try assertError(["train"] + tinyTrainFlags + ["--batch-size", "5000", "--steps", "1"], mentions: "fewer than one batch")
+    }
+
+    func testHeadsWithoutTargetsAreRefused() throws {
+        try assertError(["train", "--seq-len", "1"], mentions: "without targets")
+        try assertError(["train", "--depths", "8", "--seq-len", "8"], mentions: "depth 7 without targets")
+    }
+
+    func testPipelineFlagsAreBoundedAndBlameTheRightFlag() throws {
+        try assertError(["train", "--pipeline-stages", "1000000", "--print-schedule"], mentions: "more than the 10 blocks", within: 20)
+        let r = try runMTP(["train", "--pipeline-stages", "5", "--batch-size", "2"])
+        XCTAssertEqual(r.status, 1)
+        XCTAssertTrue(r.stderr.contains("by default") && r.stderr.contains("give --microbatches M"), r.stderr)
+        XCTAssertFalse(r.stderr.contains("--microbatches 5 must"), r.stderr)
+    }
+
+    func testDataFlagsThatWouldBeIgnoredAreRefused() throws {
+        let folder = try temporaryFolder("data-flags")
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let text = folder.appendingPathComponent("a.txt")
+        try Data("some text\n\nmore text\n".utf8).write(to: text)
+        try assertError(["train", "--data", text.path, "--vocab", "100"], mentions: "--vocab does not apply to --data")
+        try assertError(["train", "--separator", "3"], mentions: "--separator applies to --tokens")
+        try assertError(["train", "--allow-data-change"], mentions: "--allow-data-change needs --resume")
+    }
+
+    func testFileSystemErrorsAreHuman() throws {
+        let folder = try temporaryFolder("fs")
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let file = folder.appendingPathComponent("plain")
+        try Data("x".utf8).write(to: file)
+        try assertError(["train"] + tinyTrainFlags + ["--steps", "1", "--out", file.appendingPathComponent("run").path],
+                        mentions: "cannot create the folder")
+        try assertError(["loss", folder.appendingPathComponent("missing.safetensors").path], mentions: "missing.safetensors")
+    }
+
+    func testLossRefusesToOverwriteItsOwnCase() throws {
+        let fixture = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .appendingPathComponent("Fixtures/cases/loss_masked_all_ignored_sum.safetensors")
+        guard FileManager.default.fileExists(atPath: fixture.path) else { throw XCTSkip("no fixture \(fixture.path)") }
+        let folder = try temporaryFolder("grads")
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let copy = folder.appendingPathComponent("case.safetensors")
+        try FileManager.default.copyItem(at: fixture, to: copy)
+        let before = try Data(contentsOf: copy)
+        try assertError(["loss", copy.path, "--grads", folder.path + "/./case.safetensors"], mentions: "is the case file itself")
+        XCTAssertEqual(try Data(contentsOf: copy), before)
+    }
+
+    func testGenerateSizesAreChecked() throws {
+        guard let checkpoint = Self.checkpoint else { throw XCTSkip("could not train the tiny checkpoint") }
+        let c = ["generate", "--checkpoint", checkpoint.path]
+        try assertError(c + ["--max-tokens", "\(1 << 40)"], mentions: "--max-tokens 1099511627776", within: 30)
+        try assertError(c + ["--max-tokens", "\(Int.max)"], mentions: "--max-tokens \(Int.max)", within: 30)
+        try assertError(c + ["--prompt-index", "\(Int.max)"], mentions: "--prompt-index \(Int.max) is past", within: 30)
+        try assertError(c + ["--prompt-index=-1"], mentions: "--prompt-index must be >= 0, got -1")
+        try assertError(c + ["--prompt-index", "-1"], mentions: "--prompt-index must be >= 0, got -1")
+    }
+
+    func testResumeContinuesTheRecordedRunNextToItsCheckpoint() throws {
+        let folder = try temporaryFolder("resume")
+        let cwd = try temporaryFolder("resume-cwd")
+        defer { try? FileManager.default.removeItem(at: folder); try? FileManager.default.removeItem(at: cwd) }
+        let first = try runMTP(["train"] + tinyTrainFlags + ["--steps", "4", "--stop-at", "2", "--out", folder.path])
+        XCTAssertEqual(first.status, 0, first.stderr)
+        let checkpoint = folder.appendingPathComponent("checkpoint.safetensors").path
+        try assertError(["train", "--resume", checkpoint, "--lr", "0.5", "--loss", "masked", "--seed", "5"],
+                        mentions: "--lr 0.5 (checkpoint: 0.003), --loss masked (checkpoint: fused), --seed 5 (checkpoint: 0)")
+        try assertError(["train", "--resume", checkpoint, "--documents", "50"], mentions: "--documents 40 → 50")
+        let resumed = try runMTP(["train", "--resume", checkpoint, "--steps", "6"], in: cwd)
+        XCTAssertEqual(resumed.status, 0, resumed.stderr)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: cwd.appendingPathComponent("runs").path), "wrote into ./runs/default")
+        let header = try JSONSerialization.jsonObject(with: safetensorsHeader(URL(fileURLWithPath: checkpoint))) as? [String: Any]
+        XCTAssertEqual((header?["__metadata__"] as? [String: String])?["step"], "6", "extended with --steps 6, next to its checkpoint")
+    }
+}
+
+/// The JSON header of a safetensors file.
+func safetensorsHeader(_ url: URL) throws -> Data {
+    let data = try Data(contentsOf: url)
+    let n = data.prefix(8).enumerated().reduce(0) { $0 | Int($1.element) << (8 * $1.offset) }
+    return data.subdata(in: 8..<(8 + n))
+}
