@@ -4,6 +4,7 @@
 import Losses
 
 /// The ``Losses/LossGroup`` of a ``Communicator``: the ranks of one tensor-parallel group.
+/// Used by one thread at a time (the counts are not synchronised).
 public final class CommunicatorLossGroup: LossGroup, @unchecked Sendable {
     /// The communicator the collectives run on (immutable).
     public let communicator: any Communicator
@@ -11,10 +12,29 @@ public final class CommunicatorLossGroup: LossGroup, @unchecked Sendable {
     /// The group of `communicator`'s ranks, in its rank order.
     public init(_ communicator: any Communicator) { self.communicator = communicator }
 
+    /// Bytes this rank handed to the collectives so far (all-gather inputs, all-reduce buffers).
+    public private(set) var bytes = 0
+    /// Collectives called so far.
+    public private(set) var calls = 0
+
     public var rank: Int { communicator.rank }
     public var size: Int { communicator.size }
 
-    public func allGather(_ values: [Float]) throws -> [Float] { try communicator.allGather(values) }
+    public func allGather(_ values: [Float]) throws -> [Float] {
+        bytes += 4 * values.count
+        calls += 1
+        return try communicator.allGather(values)
+    }
 
-    public func allReduceSum(_ buffer: UnsafeMutableBufferPointer<Float>) throws { try communicator.allReduce(buffer, .sum) }
+    public func allReduceSum(_ buffer: UnsafeMutableBufferPointer<Float>) throws {
+        bytes += 4 * buffer.count
+        calls += 1
+        try communicator.allReduce(buffer, .sum)
+    }
+
+    /// Starts the byte and call counts again.
+    public func resetCounts() {
+        bytes = 0
+        calls = 0
+    }
 }

@@ -1,13 +1,16 @@
-// How the N ranks of a job are arranged: a (data, pipeline) grid, N = D × P (tensor
-// and context parallelism extend it later; they are 1 here).
+// How the N ranks of a job are arranged: a (data, pipeline, tensor) grid, N = D × P × T
+// (context parallelism extends it later; C is 1 here).
 //
-// Rank r sits at pipeline stage p = r mod P of data replica d = r / P, so the P stages of
-// a replica are neighbouring ranks (on a cluster, `mpirun` fills hosts in rank order: a
-// replica's activations then stay on one host where it fits, and only the gradient
-// all-reduce crosses hosts).
+// Rank r holds vocabulary shard t = r mod T of pipeline stage p = (r / T) mod P of data
+// replica d = r / (T·P): the T ranks of a tensor group, which talk every step (loss merge,
+// hidden-state gradient), are neighbours, then the P stages of a replica (on a cluster,
+// `mpirun` fills hosts in rank order: the chattiest groups then stay on one host where they
+// fit, and only the gradient all-reduce crosses hosts — Megatron-LM's order too).
 //
 //   D = 2, P = 2:   rank 0 (d0, p0)  rank 1 (d0, p1)     pipeline groups {0, 1}, {2, 3}
 //                   rank 2 (d1, p0)  rank 3 (d1, p1)     data groups     {0, 2}, {1, 3}
+//   D = 2, T = 2:   rank 0 (d0, t0)  rank 1 (d0, t1)     tensor groups   {0, 1}, {2, 3}
+//                   rank 2 (d1, t0)  rank 3 (d1, t1)     data groups     {0, 2}, {1, 3}
 
 /// The parallel dimensions of a run.
 public struct ParallelLayout: Codable, Equatable, Sendable {
@@ -15,7 +18,7 @@ public struct ParallelLayout: Codable, Equatable, Sendable {
     public var data: Int
     /// Pipeline stages P.
     public var pipeline: Int
-    /// Vocabulary-parallel ranks T (1: not yet supported across processes).
+    /// Vocabulary-parallel ranks T (the embedding and LM head split by vocabulary rows).
     public var tensor: Int
     /// Context-parallel ranks C (1: not yet supported across processes).
     public var context: Int
@@ -32,7 +35,10 @@ public struct ParallelLayout: Codable, Equatable, Sendable {
     public var ranks: Int { data * pipeline * tensor * context }
 
     /// The replica and stage of `rank`.
-    public func coordinates(of rank: Int) -> (data: Int, pipeline: Int) { (rank / pipeline, rank % pipeline) }
+    public func coordinates(of rank: Int) -> (data: Int, pipeline: Int) { (rank / tensor / pipeline, rank / tensor % pipeline) }
+
+    /// The vocabulary shard t of `rank`.
+    public func tensorRank(of rank: Int) -> Int { rank % tensor }
 
     /// Throws unless every dimension is positive and their product is the job's rank count.
     ///
@@ -42,11 +48,11 @@ public struct ParallelLayout: Codable, Equatable, Sendable {
                           ("context-parallel", context)] where v < 1 || v > 1 << 20 {
             throw DistributedError("--\(name) must be in 1...\(1 << 20), got \(v)")
         }
-        guard tensor == 1, context == 1 else {
-            throw DistributedError("tensor and context parallelism across processes are not implemented yet (got T = \(tensor), C = \(context))")
+        guard context == 1 else {
+            throw DistributedError("context parallelism across processes is not implemented yet (got C = \(context))")
         }
-        guard data * pipeline == n else {
-            throw DistributedError("the job has \(n) ranks but --data-parallel \(data) × --pipeline-stages \(pipeline) = \(data * pipeline)")
+        guard data * pipeline * tensor == n else {
+            throw DistributedError("the job has \(n) ranks but --data-parallel \(data) × --pipeline-stages \(pipeline) × --tensor-parallel \(tensor) = \(data * pipeline * tensor)")
         }
     }
 }
@@ -58,10 +64,12 @@ public final class ProcessGrid: @unchecked Sendable {
     public let world: any Communicator
     /// The layout.
     public let layout: ParallelLayout
-    /// The ranks of this rank's replica, one per stage, in stage order.
+    /// The ranks of this rank's replica and shard, one per stage, in stage order.
     public let pipelineGroup: any Communicator
-    /// The ranks that run this rank's stage, one per replica, in replica order.
+    /// The ranks that run this rank's stage and shard, one per replica, in replica order.
     public let dataGroup: any Communicator
+    /// The ranks that hold this rank's stage of its replica, one per vocabulary shard, in shard order.
+    public let tensorGroup: any Communicator
 
     /// Splits `world` by `layout` (every rank must call this).
     ///
@@ -71,14 +79,18 @@ public final class ProcessGrid: @unchecked Sendable {
         self.world = world
         self.layout = layout
         let (d, p) = layout.coordinates(of: world.rank)
-        pipelineGroup = try world.split(color: d, key: p)
-        dataGroup = try world.split(color: p, key: d)
+        let t = layout.tensorRank(of: world.rank), tensors = layout.tensor
+        pipelineGroup = try world.split(color: d * tensors + t, key: p)
+        dataGroup = try world.split(color: p * tensors + t, key: d)
+        tensorGroup = try world.split(color: d * layout.pipeline + p, key: t)
     }
 
     /// This rank's replica d.
     public var replica: Int { dataGroup.rank }
     /// This rank's stage p.
     public var stage: Int { pipelineGroup.rank }
+    /// This rank's vocabulary shard t.
+    public var tensorRank: Int { tensorGroup.rank }
 }
 
 extension Communicator {

@@ -24,7 +24,7 @@ public struct VocabularyParallelLogitsCrossEntropy: LogitsLoss {
     /// This rank's columns of the vocabulary.
     public let shard: VocabularyShard
     public let ignoreIndex: Int
-    public let reduction: LossReduction
+    public var reduction: LossReduction
     /// The base loss's block of rows processed together.
     let rowsPerBlock: Int?
     /// Whether the base loss keeps half-precision rounding (``MaskedCrossEntropy/fp32Upcast`` false).

@@ -15,29 +15,6 @@ struct BenchLossFigures {
     var collectivesPerStep: Int
 }
 
-/// A ``Losses/LossGroup`` that counts what passes through it (the bytes this rank hands to
-/// each collective, and the calls).
-final class CountingLossGroup: LossGroup, @unchecked Sendable {
-    // Used by the one thread that runs the benchmark.
-    let base: any LossGroup
-    private(set) var bytes = 0
-    private(set) var calls = 0
-    init(_ base: any LossGroup) { self.base = base }
-    var rank: Int { base.rank }
-    var size: Int { base.size }
-    func allGather(_ values: [Float]) throws -> [Float] {
-        bytes += 4 * values.count
-        calls += 1
-        return try base.allGather(values)
-    }
-    func allReduceSum(_ buffer: UnsafeMutableBufferPointer<Float>) throws {
-        bytes += 4 * buffer.count
-        calls += 1
-        try base.allReduceSum(buffer)
-    }
-    func resetCounts() { bytes = 0; calls = 0 }
-}
-
 extension BenchLossCommand {
     /// `mpirun -np T mtp bench loss --tensor-parallel T`: every rank measures its shard; rank 0
     /// prints each rank's time, peak bytes, head bytes and collective bytes per step.
@@ -50,7 +27,7 @@ extension BenchLossCommand {
             let w = try ProcessGroup.world()
             world = w
             guard w.size == tensorParallel else { throw ValidationError("the job has \(w.size) ranks but --tensor-parallel is \(tensorParallel)") }
-            let mine = try measure(group: CountingLossGroup(CommunicatorLossGroup(w)))
+            let mine = try measure(group: CommunicatorLossGroup(w))
             // Doubles travel bit for bit (allReduceSum of one-hot vectors).
             var row = [Double](repeating: 0, count: 6 * w.size)
             for (i, x) in [mine.seconds, Double(mine.peakBytes), Double(mine.rssGrowthBytes), Double(mine.headBytes),

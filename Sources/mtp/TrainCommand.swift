@@ -59,6 +59,8 @@ struct TrainCommand: ParsableCommand {
     @Option(help: "Pipeline stages P: train pipeline-parallel on P threads (on P ranks per replica under mpirun).")
     var pipelineStages: Int?
     @Option(help: "Data-parallel replicas D (under mpirun; the job has D × P ranks).") var dataParallel: Int?
+    @Option(help: "Vocabulary-parallel ranks T (under mpirun; embedding and LM head split by vocabulary rows; the job has D × P × T ranks).")
+    var tensorParallel: Int?
     @Option(help: "Microbatches M per batch in the pipeline (default P; must divide the batch size).") var microbatches: Int?
     @Option(help: "Pipeline schedule: gpipe or 1f1b (default 1f1b).") var schedule: String?
     @Option(help: "Decoder blocks per stage, e.g. 2,1 (default: balanced, each MTP depth counting as a block of the last stage).")
@@ -72,6 +74,9 @@ struct TrainCommand: ParsableCommand {
                 if let d = dataParallel, d != 1 {
                     throw ValidationError("--data-parallel \(d) needs an MPI job with D × P ranks, e.g. mpirun -np \(d) mtp train --data-parallel \(d)")
                 }
+                if let t = tensorParallel, t != 1 {
+                    throw ValidationError("--tensor-parallel \(t) needs an MPI job with D × P × T ranks, e.g. mpirun -np \(t) mtp train --tensor-parallel \(t)")
+                }
                 try train(grid: nil)
             }
         }
@@ -81,7 +86,8 @@ struct TrainCommand: ParsableCommand {
         do {
             let w = try ProcessGroup.world()
             world = w
-            let grid = try ProcessGrid(world: w, layout: ParallelLayout(data: dataParallel ?? 1, pipeline: pipelineStages ?? 1))
+            let grid = try ProcessGrid(world: w, layout: ParallelLayout(data: dataParallel ?? 1, pipeline: pipelineStages ?? 1,
+                                                                  tensor: tensorParallel ?? 1))
             try train(grid: grid)
         } catch let exit as ExitCode where exit == .success {
             return
@@ -222,7 +228,8 @@ struct TrainCommand: ParsableCommand {
         if let traffic {
             let steps = Swift.max(traffic.steps, 1)
             object["traffic_per_step"] = ["all_reduce_bytes": traffic.allReduceBytes / steps,
-                                          "pipeline_bytes": traffic.pipelineBytes / steps]
+                                          "pipeline_bytes": traffic.pipelineBytes / steps,
+                                          "tensor_bytes": traffic.tensorBytes / steps]
         }
         if let (schedule, partition, timing) = pipeline, let t = timing {
             object["pipeline"] = [

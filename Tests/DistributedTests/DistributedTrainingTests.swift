@@ -77,6 +77,26 @@ final class DistributedTrainingTests: XCTestCase {
         }
     }
 
+    /// The embedding and head split by vocabulary rows (V = 67: shards of 34 and 33 rows) over
+    /// T = 2, alone and combined with D = 2 and with P = 2 (the fused loss with MTP on the last
+    /// stage's sharded head); the checkpoint gathers the shards and moments into the
+    /// single-process layout, so `compare` checks every table row.
+    func testTensorParallelLayoutsMatchTheSingleProcess() throws {
+        try MPIJob.requireMPI()
+        let root = try folder()
+        let steps = ["--steps", "20", "--eval-every", "10", "--vocab", "67"]
+        let single = try train(ranks: 0, steps, out: root.appendingPathComponent("single"))
+        for (d, p, t) in [(1, 1, 2), (2, 1, 2), (1, 2, 2)] {
+            let run = try train(ranks: d * p * t, steps + ["--data-parallel", "\(d)", "--pipeline-stages", "\(p)",
+                                                             "--tensor-parallel", "\(t)"],
+                                out: root.appendingPathComponent("d\(d)p\(p)t\(t)"))
+            XCTAssertEqual(run.json["layout"] as? [String: Int], ["data": d, "pipeline": p, "tensor": t, "context": 1])
+            let traffic = run.json["traffic_per_step"] as? [String: Int]
+            XCTAssertGreaterThan(traffic?["tensor_bytes"] ?? 0, 0)
+            compare(single, run, "D=\(d) P=\(p) T=\(t)")
+        }
+    }
+
     func testCheckpointsResumeAcrossLayouts() throws {
         try MPIJob.requireMPI()
         let root = try folder()
