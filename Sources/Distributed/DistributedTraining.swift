@@ -50,6 +50,9 @@ public final class DistributedTraining: @unchecked Sendable {
     private let lossFunction: any TokenLoss
     /// The embedding and head split over the tensor group (nil when T = 1).
     public let vocabularyParallel: VocabularyParallelParameters?
+    /// The context group (counting its bytes) and the summed per-token loss of a
+    /// context-parallel step (nil when C = 1).
+    private let contextParallel: (group: CommunicatorGroup, loss: any TokenLoss)?
     /// Elements per gradient all-reduce message (4 MiB of Float32).
     public var bucketElements = 1 << 20
     /// What this rank handed to the engine, summed over the steps so far.
@@ -65,6 +68,8 @@ public final class DistributedTraining: @unchecked Sendable {
         public var pipelineBytes = 0
         /// Bytes handed to the tensor group's collectives (loss merge, hidden-state gradient, embedding).
         public var tensorBytes = 0
+        /// Bytes handed to the context group's collectives (key/value all-gathers and reduce-scatters).
+        public var contextBytes = 0
         /// Optimizer steps counted.
         public var steps = 0
     }
@@ -98,7 +103,7 @@ public final class DistributedTraining: @unchecked Sendable {
             guard !options.loss.readsLogits else {
                 throw DistributedError("--tensor-parallel \(layout.tensor) needs --loss fused (the vocabulary-parallel head feeds the fused loss; got \(options.loss.rawValue))")
             }
-            let group = CommunicatorLossGroup(grid.tensorGroup)
+            let group = CommunicatorGroup(grid.tensorGroup)
             let parallel = try VocabularyParallelParameters(model: trainer.model, optimizer: trainer.optimizer, group: group)
             vocabularyParallel = parallel
             lossFunction = try options.loss.makeVocabularyParallelLoss(reduction: .mean, vocabularySize: options.model.vocabularySize,
@@ -106,6 +111,20 @@ public final class DistributedTraining: @unchecked Sendable {
         } else {
             vocabularyParallel = nil
             lossFunction = options.lossFunction()
+        }
+        if layout.context > 1 {
+            guard !options.loss.readsLogits, options.sequenceLength % layout.context == 0 else {
+                throw DistributedError("--context-parallel \(layout.context) needs --loss fused and a --seq-len divisible by C (got \(options.loss.rawValue), \(options.sequenceLength))")
+            }
+            let group = CommunicatorGroup(grid.contextGroup)
+            let model = trainer.model
+            for block in model.layers + (model.mtp?.depths.flatMap(\.blocks) ?? []) { block.selfAttn.contextGroup = group }
+            let summed = try vocabularyParallel.map {
+                try options.loss.makeVocabularyParallelLoss(reduction: .sum, vocabularySize: options.model.vocabularySize, group: $0.group)
+            } ?? options.loss.makeLoss(reduction: .sum)
+            contextParallel = (group, summed)
+        } else {
+            contextParallel = nil
         }
         stageRunner = try CausalLMStage(model: model, partition: self.partition, stage: grid.stage, lossFunction: lossFunction)
         owned = stageRunner.ownedParameters
@@ -144,6 +163,13 @@ public final class DistributedTraining: @unchecked Sendable {
     public func accumulate(_ batch: Batch) throws -> (main: Float, depths: [Float]) {
         let layout = grid.layout, depths = trainer.options.model.mtpDepths
         try vocabularyParallel?.cut()
+        if let contextParallel {
+            var values = try contextParallelLosses(batch, lossFunction: contextParallel.loss)
+            try grid.replicaGroup.allReduce(&values, .sum)
+            if let vp = vocabularyParallel { traffic.tensorBytes = vp.group.bytes }
+            traffic.contextBytes = contextParallel.group.bytes
+            return (values[0], Array(values.dropFirst()))
+        }
         let share = batch.rows / layout.data
         let mine = try batch.sliced(rows: (grid.replica * share)..<((grid.replica + 1) * share))
         let counts = try TargetCounts(labels: batch.labels, seqIdx: batch.seqIdx, depths: depths,
@@ -178,12 +204,12 @@ public final class DistributedTraining: @unchecked Sendable {
     /// ``bucketElements`` (whole parameters; one larger than a bucket travels alone).
     private func sumGradientsOverReplicas() throws {
         traffic.steps += 1
-        guard grid.layout.data > 1 else { return }
+        guard grid.layout.data * grid.layout.context > 1 else { return }
         var bucket: [Float] = []
         var members: [Parameter] = []
         func flush() throws {
             guard !members.isEmpty else { return }
-            try grid.dataGroup.allReduce(&bucket, .sum)
+            try grid.replicaGroup.allReduce(&bucket, .sum)
             traffic.allReduceBytes += 4 * bucket.count
             var offset = 0
             for p in members {

@@ -21,7 +21,7 @@ import Training
 public final class VocabularyParallelParameters: @unchecked Sendable {
     // Used by the one thread that runs the training loop.
     /// The tensor group (counts the bytes of the step's collectives).
-    public let group: CommunicatorLossGroup
+    public let group: CommunicatorGroup
     /// This rank's rows.
     public let shard: VocabularyShard
     private let parameters: [(name: String, parameter: Parameter)]
@@ -31,7 +31,7 @@ public final class VocabularyParallelParameters: @unchecked Sendable {
     /// vocabulary-parallel lookup and cuts the tables (and `optimizer`'s moments) to this rank's rows.
     ///
     /// - Throws: ``Losses/LossError`` when V < T; ``DistributedError`` on communication failures.
-    public init(model: CausalLM, optimizer: AdamW, group: CommunicatorLossGroup) throws {
+    public init(model: CausalLM, optimizer: AdamW, group: CommunicatorGroup) throws {
         self.group = group
         self.optimizer = optimizer
         let shard = try VocabularyShard(vocabularySize: model.config.vocabularySize, group: group)

@@ -27,7 +27,7 @@ extension BenchLossCommand {
             let w = try ProcessGroup.world()
             world = w
             guard w.size == tensorParallel else { throw ValidationError("the job has \(w.size) ranks but --tensor-parallel is \(tensorParallel)") }
-            let mine = try measure(group: CommunicatorLossGroup(w))
+            let mine = try measure(group: CommunicatorGroup(w))
             // Doubles travel bit for bit (allReduceSum of one-hot vectors).
             var row = [Double](repeating: 0, count: 6 * w.size)
             for (i, x) in [mine.seconds, Double(mine.peakBytes), Double(mine.rssGrowthBytes), Double(mine.headBytes),

@@ -46,7 +46,7 @@ struct BenchLossCommand: ParsableCommand {
 
     /// Runs the benchmark on this process (the whole head, or its shard of `group`), prints the
     /// report on the writer and returns this rank's figures.
-    func measure(group: CommunicatorLossGroup?) throws -> BenchLossFigures {
+    func measure(group: CommunicatorGroup?) throws -> BenchLossFigures {
         let n = tokens, h = hidden, d = depths
         var rng = SplitMix64(seed: seed)
         // Every rank draws the whole head from the same seed and keeps its rows (before the measurement).

@@ -21,7 +21,7 @@ extension LossCommand {
                 throw ValidationError("the job has \(w.size) ranks but --tensor-parallel is \(tensorParallel)")
             }
             let result = try LossCase(contentsOf: URL(fileURLWithPath: caseFile))
-                .evaluate(vocabularyParallel: CommunicatorLossGroup(w))
+                .evaluate(vocabularyParallel: CommunicatorGroup(w))
             if let grads {
                 var named: [String: Tensor] = ["loss": result.loss]
                 for (name, g) in result.gradients { named["grad.\(name)"] = g }

@@ -1,11 +1,14 @@
-// A Communicator serving as the group of a vocabulary-parallel loss: the loss module
-// defines the two collectives it needs (LossGroup) without depending on MPI.
+// A Communicator serving as the group of a vocabulary-parallel loss (LossGroup) or of
+// context-parallel attention (SequenceGroup): those modules define the collectives they
+// need without depending on MPI.
 
 import Losses
+import NN
 
-/// The ``Losses/LossGroup`` of a ``Communicator``: the ranks of one tensor-parallel group.
+/// The ``Losses/LossGroup`` and ``NN/SequenceGroup`` of a ``Communicator``: the ranks of one
+/// tensor- or context-parallel group.
 /// Used by one thread at a time (the counts are not synchronised).
-public final class CommunicatorLossGroup: LossGroup, @unchecked Sendable {
+public final class CommunicatorGroup: LossGroup, SequenceGroup, @unchecked Sendable {
     /// The communicator the collectives run on (immutable).
     public let communicator: any Communicator
 
@@ -30,6 +33,12 @@ public final class CommunicatorLossGroup: LossGroup, @unchecked Sendable {
         bytes += 4 * buffer.count
         calls += 1
         try communicator.allReduce(buffer, .sum)
+    }
+
+    public func reduceScatterSum(_ values: [Float]) throws -> [Float] {
+        bytes += 4 * values.count
+        calls += 1
+        return try communicator.reduceScatter(values, .sum)
     }
 
     /// Starts the byte and call counts again.
