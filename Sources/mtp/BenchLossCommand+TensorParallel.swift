@@ -2,6 +2,7 @@ import ArgumentParser
 import Distributed
 import Foundation
 import Losses
+import Tensors
 
 /// One rank's figures of `mtp bench loss`.
 struct BenchLossFigures {
@@ -27,6 +28,9 @@ extension BenchLossCommand {
             let w = try ProcessGroup.world()
             world = w
             guard w.size == tensorParallel else { throw ValidationError("the job has \(w.size) ranks but --tensor-parallel is \(tensorParallel)") }
+            // Ranks on one host share its cores: each gets its share of BLAS threads (as mtp train does).
+            let local = Int(ProcessInfo.processInfo.environment["OMPI_COMM_WORLD_LOCAL_SIZE"] ?? "") ?? w.size
+            _ = BLAS.shareThreads(among: local)
             let mine = try measure(group: CommunicatorGroup(w))
             // Doubles travel bit for bit (allReduceSum of one-hot vectors).
             var row = [Double](repeating: 0, count: 6 * w.size)
