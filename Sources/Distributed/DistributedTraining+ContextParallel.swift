@@ -1,6 +1,6 @@
 // One micro-step of context-parallel training (C > 1, P = 1): every packed row of this
-// replica's share is split into C contiguous chunks of L = S / C tokens, and rank c runs the
-// model on chunk c.
+// replica's share is cut into 2C chunks of S / 2C tokens and rank c runs the model on chunks
+// c and 2C−1−c (NN's SequenceSplit, the load-balanced "zigzag" of Megatron-LM).
 //
 // What must happen before the split (a chunk's last tokens look past its end):
 //   labels (already shifted: labels[t] is t's target), and for each MTP depth k
@@ -18,6 +18,7 @@ import Data
 import Losses
 import Model
 import MTP
+import NN
 import Pipeline
 import Tensors
 
@@ -34,8 +35,8 @@ extension DistributedTraining {
         let mine = try batch.sliced(rows: (grid.replica * share)..<((grid.replica + 1) * share))
         let counts = try TargetCounts(labels: batch.labels, seqIdx: batch.seqIdx, depths: depths,
                                       ignoreIndex: MTPLossConfig().ignoreIndex, lossIgnoreIndex: lossFunction.ignoreIndex)
-        let l = options.sequenceLength / layout.context, c = grid.contextRank
-        func chunk(_ t: Tensor) throws -> Tensor { try t.sliced(axis: 1, (c * l)..<(c * l + l)) }
+        let split = try SequenceSplit(ranks: layout.context, length: options.sequenceLength), c = grid.contextRank
+        func chunk(_ t: Tensor) throws -> Tensor { try split.local(t, rank: c) }
 
         let positions = try chunk(mine.positions)
         let hidden = try model.trunk(try chunk(mine.inputIds), positions: positions, seqIdx: mine.seqIdx)

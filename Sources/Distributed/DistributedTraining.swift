@@ -113,8 +113,8 @@ public final class DistributedTraining: @unchecked Sendable {
             lossFunction = options.lossFunction()
         }
         if layout.context > 1 {
-            guard !options.loss.readsLogits, options.sequenceLength % layout.context == 0 else {
-                throw DistributedError("--context-parallel \(layout.context) needs --loss fused and a --seq-len divisible by C (got \(options.loss.rawValue), \(options.sequenceLength))")
+            guard !options.loss.readsLogits, options.sequenceLength % (2 * layout.context) == 0 else {
+                throw DistributedError("--context-parallel \(layout.context) needs --loss fused and a --seq-len divisible by 2C = \(2 * layout.context) (got \(options.loss.rawValue), \(options.sequenceLength))")
             }
             let group = CommunicatorGroup(grid.contextGroup)
             let model = trainer.model

@@ -21,7 +21,7 @@ public struct ParallelLayout: Codable, Equatable, Sendable {
     public var pipeline: Int
     /// Vocabulary-parallel ranks T (the embedding and LM head split by vocabulary rows).
     public var tensor: Int
-    /// Context-parallel ranks C (each packed row split into C contiguous chunks of tokens).
+    /// Context-parallel ranks C (each packed row's tokens split over C ranks, NN's `SequenceSplit`).
     public var context: Int
 
     /// A layout of D replicas of P stages.

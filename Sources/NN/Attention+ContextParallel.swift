@@ -1,20 +1,20 @@
-// Context-parallel attention: every row's S tokens are split over C ranks in contiguous
-// chunks of L = S / C, and rank c computes the attention of its own queries — the all-gather
-// form of context parallelism used to train Llama 3.
+// Context-parallel attention: every row's S tokens are split over C ranks, and rank c
+// computes the attention of its own queries — the all-gather form of context parallelism
+// used to train Llama 3.
 //
-// Letters: B rows, S = C·L tokens a row, H width, n heads, d = H / n, c this rank.
-// Forward: q, k, v of the local chunk (rotary at the tokens' global positions); one
-// all-gather of [k | v] over the group; rank c keeps the first Sk = (c + 1)·L keys (causality:
-// no query of chunk c sees a later chunk), so its queries are the last L of the Sk key
-// positions, exactly the shape the fused kernel (ScaledDotProductAttention.swift) takes.
-// The document mask compares the query's and the key's ids in the *global* seqIdx [B, S].
-// Backward: the kernel gives dq (local) and dK, dV for all Sk gathered keys; chunk r of them
-// belongs to rank r, so one reduce-scatter (sum) of [dK | dV] padded with zeros for the
-// chunks c never saw returns each rank the gradient of its own keys and values.
-//
-// Contiguous chunks, not Megatron-LM's load-balanced "zigzag" split (chunks c and 2C−1−c):
-// with causal attention rank C−1 does C times the attention work of rank 0, which zigzag
-// would even out; it needs a kernel whose queries are not a suffix of the keys (left).
+// Letters: B rows, S tokens a row, C ranks, m = S / 2C, H width, n heads, d = H / n.
+// The split (SequenceSplit) is Megatron-LM's load-balanced "zigzag": the row is cut into 2C
+// chunks of m tokens and rank c holds chunks c and 2C−1−c, so with causal attention every
+// rank has the same work ((c + 1) + (2C − c) chunks of keys), where contiguous chunks would
+// give the last rank C times the first's.
+// Forward: q, k, v of the local 2m tokens (rotary at their global positions); one all-gather
+// of [k | v] over the group, put back in global order [B, S, H]; then for each local chunk a
+// its m queries against the first (a + 1)·m keys — the queries are the last m of those key
+// positions, exactly the shape the fused kernel (ScaledDotProductAttention.swift) takes. The
+// document mask compares the query's and the key's ids in the *global* seqIdx [B, S].
+// Backward: the kernel gives dq (local) and dK, dV for the keys each chunk saw; chunk j of
+// their sum belongs to the rank holding chunk j, so one reduce-scatter (sum) returns each
+// rank the gradient of its own keys and values.
 
 @_spi(Kernels) import Tensors
 
@@ -32,78 +32,131 @@ public protocol SequenceGroup: AnyObject, Sendable {
     func reduceScatterSum(_ values: [Float]) throws -> [Float]
 }
 
+/// How context parallelism cuts a row of S tokens over C ranks: 2C chunks of S / 2C tokens,
+/// rank c holding chunks c and 2C−1−c (Megatron-LM's load-balanced "zigzag" split).
+public struct SequenceSplit: Sendable, Equatable {
+    /// The ranks C.
+    public let ranks: Int
+    /// The row length S.
+    public let length: Int
+
+    /// - Throws: ``Tensors/TensorError/invalidArgument(_:)`` unless `ranks >= 1` and `length`
+    ///   is a positive multiple of `2 · ranks`.
+    public init(ranks: Int, length: Int) throws {
+        guard ranks >= 1, length > 0, length % (2 * ranks) == 0 else {
+            throw TensorError.invalidArgument("a row of \(length) tokens cannot be split into 2 × \(ranks) equal chunks for context parallelism")
+        }
+        self.ranks = ranks
+        self.length = length
+    }
+
+    /// Tokens in one chunk, S / 2C.
+    public var chunk: Int { length / (2 * ranks) }
+
+    /// The two token ranges rank `r` holds, in the order it holds them.
+    public func ranges(of r: Int) -> [Range<Int>] {
+        let m = chunk
+        return [(r * m)..<(r * m + m), ((2 * ranks - 1 - r) * m)..<((2 * ranks - r) * m)]
+    }
+
+    /// Rank `r`'s tokens of `tensor` along `axis` (its two chunks, concatenated).
+    ///
+    /// - Throws: ``Tensors/TensorError`` when the axis is not S long.
+    public func local(_ tensor: Tensor, rank r: Int, axis: Int = 1) throws -> Tensor {
+        guard tensor.shape[axis] == length else {
+            throw TensorError.shapeMismatch("context split of \(length) tokens applied to shape \(tensor.shape) along axis \(axis)")
+        }
+        return try Tensor.concatenated(ranges(of: r).map { try tensor.sliced(axis: axis, $0) }, axis: axis)
+    }
+}
+
 extension Attention {
     /// Whether this call takes the context-parallel path: a group of more than one rank and a
-    /// global `seqIdx` C times as long as the local chunk `x`.
+    /// global `seqIdx` C times as long as the local tokens `x`.
     func isContextParallel(_ x: Tensor, seqIdx: Tensor?) -> Bool {
         guard let group = contextGroup, group.size > 1, let s = seqIdx?.shape.last else { return false }
         return s == group.size * x.shape[1]
     }
 
-    /// The attention of this rank's chunk `x` `[B, L, H]` (its `positions` `[B, L]` global)
-    /// over the keys of every chunk up to its own, masked by the global `seqIdx` `[B, C·L]`.
+    /// The attention of this rank's tokens `x` `[B, 2m, H]` (its ``SequenceSplit`` chunks; their
+    /// `positions` `[B, 2m]` global) over the keys of every earlier token, masked by the global
+    /// `seqIdx` `[B, S]`.
     ///
     /// - Throws: ``Tensors/TensorError`` for mismatched shapes; the group's communication errors.
     func contextParallelAttention(_ x: Tensor, positions: Tensor, seqIdx: Tensor, group: any SequenceGroup) throws -> Tensor {
         let (b, l, d, h) = (x.shape[0], x.shape[1], headDimension, hiddenSize)
-        let c = group.rank, sk = (c + 1) * l, s = group.size * l
+        let split = try SequenceSplit(ranks: group.size, length: group.size * l)
+        let s = split.length, m = split.chunk, mine = split.ranges(of: group.rank)
         let table = try RotaryTable(rotary, positions: positions, batch: b, length: l)
         let local = HeadLayout.tokensFirst(heads: heads, length: l, dimension: d)
-        let gathered = HeadLayout.tokensFirst(heads: heads, length: sk, dimension: d)
+        let global = HeadLayout.tokensFirst(heads: heads, length: s, dimension: d)
         let q = table.apply(try qProj(x), layout: local)
         let k = table.apply(try kProj(x), layout: local)
         let v = try vProj(x)
-        let queryDocuments = try DocumentIDs(try seqIdx.sliced(axis: 1, (c * l)..<(c * l + l)), batch: b, length: l)
         let keyDocuments = try DocumentIDs(seqIdx, batch: b, length: s)
+        let ids = keyDocuments.ids, rowStride = keyDocuments.batchStride
+        let queryDocuments = mine.map { range in
+            DocumentIDs(ids: (0..<b).flatMap { i in ids[(i * rowStride + range.lowerBound)..<(i * rowStride + range.upperBound)] },
+                        batchStride: m)
+        }
         let block = b * l * h
         let all = try group.allGather(k.float32Values().floats + v.float32Values().floats)
-        // [B, Sk, H] keys and values in global order: chunk r of row i from rank r's block.
-        let keys = Tensor.makeFloat([b, sk, h]) { kp in
-            for r in 0...c { copyChunk(from: all, at: r * 2 * block, to: kp, chunk: r, rows: b, l: l, h: h, sk: sk) }
+        // [B, S, H] keys and values in global order: rank r's half j is chunk ranges(of: r)[j].
+        func globalOrder(_ part: Int) -> Tensor {
+            Tensor.makeFloat([b, s, h]) { out in
+                all.withUnsafeBufferPointer { src in
+                    for r in 0..<group.size {
+                        for (j, range) in split.ranges(of: r).enumerated() {
+                            for i in 0..<b {
+                                (out + (i * s + range.lowerBound) * h)
+                                    .update(from: src.baseAddress! + r * 2 * block + part * block + (i * l + j * m) * h, count: m * h)
+                            }
+                        }
+                    }
+                }
+            }
         }
-        let values = Tensor.makeFloat([b, sk, h]) { vp in
-            for r in 0...c { copyChunk(from: all, at: r * 2 * block + block, to: vp, chunk: r, rows: b, l: l, h: h, sk: sk) }
-        }
-        let shape = AttentionShape(batch: b, heads: heads, queries: l, keys: sk, dimension: d)
+        let keys = globalOrder(0), values = globalOrder(1)
+        let shapes = mine.map { AttentionShape(batch: b, heads: heads, queries: m, keys: $0.upperBound, dimension: d) }
         let qf = q.float32Values()
-        let probabilities = Tensor.uninitialized([shape.pairs, l, sk], dtype: .float32)
+        let probabilities = shapes.map { Tensor.uninitialized([$0.pairs, m, $0.keys], dtype: .float32) }
         let out = Tensor.makeFloat([b, l, h]) { o in
-            AttentionKernel.forward(q: qf.floatPointer, local, k: keys.floatPointer, gathered, v: values.floatPointer, gathered,
-                                    out: o, local, probabilities: probabilities.floatPointer, shape: shape,
-                                    queryDocuments: queryDocuments, keyDocuments: keyDocuments)
+            for j in 0..<2 {
+                AttentionKernel.forward(q: qf.floatPointer + j * m * h, local, k: keys.floatPointer, global,
+                                        v: values.floatPointer, global, out: o + j * m * h, local,
+                                        probabilities: probabilities[j].floatPointer, shape: shapes[j],
+                                        queryDocuments: queryDocuments[j], keyDocuments: keyDocuments)
+            }
         }.rounded(to: DType.promoted(q.dtype, DType.promoted(k.dtype, v.dtype)))
         let attended = out.recording([q, k, v]) { g in
             let gf = g.float32Values()
             let dq = Tensor.uninitialized([b, l, h], dtype: .float32)
-            let dk = Tensor.uninitialized([b, sk, h], dtype: .float32)
-            let dv = Tensor.uninitialized([b, sk, h], dtype: .float32)
-            AttentionKernel.backward(gradOut: gf.floatPointer, local, probabilities: probabilities.floatPointer,
-                                     q: qf.floatPointer, local, k: keys.floatPointer, gathered, v: values.floatPointer, gathered,
-                                     dq: dq.floatPointer, dk: dk.floatPointer, dv: dv.floatPointer, shape: shape)
-            // Block r of the reduce-scatter is rank r's [dK | dV]; chunks after c stay zero here.
+            // Each chunk's call writes the first keys.count rows of its own buffers; their sum is dK, dV.
+            let dk = (0..<2).map { _ in Tensor.zeros([b, s, h]) }, dv = (0..<2).map { _ in Tensor.zeros([b, s, h]) }
+            for j in 0..<2 {
+                AttentionKernel.backward(gradOut: gf.floatPointer + j * m * h, local, probabilities: probabilities[j].floatPointer,
+                                         q: qf.floatPointer + j * m * h, local, k: keys.floatPointer, global,
+                                         v: values.floatPointer, global, dq: dq.floatPointer + j * m * h,
+                                         dk: dk[j].floatPointer, dv: dv[j].floatPointer, shape: shapes[j])
+            }
+            // Block r of the reduce-scatter is rank r's [dK | dV], its two chunks in its order.
             var send = [Float](repeating: 0, count: group.size * 2 * block)
             send.withUnsafeMutableBufferPointer { sp in
-                for r in 0...c {
-                    for i in 0..<b {
-                        let src = i * sk * h + r * l * h, dst = r * 2 * block + i * l * h
-                        (sp.baseAddress! + dst).update(from: dk.floatPointer + src, count: l * h)
-                        (sp.baseAddress! + dst + block).update(from: dv.floatPointer + src, count: l * h)
+                for r in 0..<group.size {
+                    for (j, range) in split.ranges(of: r).enumerated() {
+                        for i in 0..<b {
+                            let dst = sp.baseAddress! + r * 2 * block + (i * l + j * m) * h, src = (i * s + range.lowerBound) * h
+                            for e in 0..<(m * h) {
+                                dst[e] = dk[0].floatPointer[src + e] + dk[1].floatPointer[src + e]
+                                dst[e + block] = dv[0].floatPointer[src + e] + dv[1].floatPointer[src + e]
+                            }
+                        }
                     }
                 }
             }
-            let mine = try group.reduceScatterSum(send)
-            return [dq, try Tensor(Array(mine[0..<block]), shape: [b, l, h]), try Tensor(Array(mine[block...]), shape: [b, l, h])]
+            let back = try group.reduceScatterSum(send)
+            return [dq, try Tensor(Array(back[0..<block]), shape: [b, l, h]), try Tensor(Array(back[block...]), shape: [b, l, h])]
         }
         return try oProj(attended)
-    }
-}
-
-/// Copies chunk `r` (`[B, L, H]` at `offset` of a gathered buffer) into rows `[r·L, (r+1)·L)` of `[B, Sk, H]`.
-private func copyChunk(from all: [Float], at offset: Int, to out: UnsafeMutablePointer<Float>, chunk r: Int,
-                       rows b: Int, l: Int, h: Int, sk: Int) {
-    all.withUnsafeBufferPointer { src in
-        for i in 0..<b {
-            (out + i * sk * h + r * l * h).update(from: src.baseAddress! + offset + i * l * h, count: l * h)
-        }
     }
 }

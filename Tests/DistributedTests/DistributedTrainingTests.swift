@@ -97,16 +97,17 @@ final class DistributedTrainingTests: XCTestCase {
         }
     }
 
-    /// Every packed row split over C = 2 ranks in chunks of 8 of its 16 tokens. The corpus's
-    /// documents are 16–48 tokens long, so rows hold document boundaries and documents span the
-    /// cut: the attention's document mask and each MTP depth's boundary masking must come from
-    /// the whole rows. Alone and combined with T = 2 and with D = 2.
+    /// Every packed row of 16 tokens split over C ranks by the zigzag split (2C chunks; rank c
+    /// holds chunks c and 2C−1−c). The corpus's documents are 16–48 tokens long, so rows hold
+    /// document boundaries and documents span the cuts: the attention's document mask and each
+    /// MTP depth's boundary masking must come from the whole rows. C = 2 and 4 alone, C = 2
+    /// with T = 2 and with D = 2.
     func testContextParallelLayoutsMatchTheSingleProcess() throws {
         try MPIJob.requireMPI()
         let root = try folder()
         let steps = ["--steps", "20", "--eval-every", "10", "--vocab", "67"]
         let single = try train(ranks: 0, steps, out: root.appendingPathComponent("single"))
-        for (d, t, c) in [(1, 1, 2), (1, 2, 2), (2, 1, 2)] {
+        for (d, t, c) in [(1, 1, 2), (1, 1, 4), (1, 2, 2), (2, 1, 2)] {
             let run = try train(ranks: d * t * c, steps + ["--data-parallel", "\(d)", "--tensor-parallel", "\(t)",
                                                              "--context-parallel", "\(c)"],
                                 out: root.appendingPathComponent("d\(d)t\(t)c\(c)"))
