@@ -133,6 +133,11 @@ final class DistributedTrainingTests: XCTestCase {
         let piped = try train(ranks: 2, ["--resume", root.appendingPathComponent("c/checkpoint.safetensors").path,
                                          "--pipeline-stages", "2"], out: root.appendingPathComponent("d"))
         compare(whole, piped, "single process then P=2")
+        // 6 steps with the vocabulary tables split over 2 ranks (the checkpoint gathers them), the rest in one process.
+        _ = try train(ranks: 2, steps + ["--tensor-parallel", "2", "--stop-at", "6"], out: root.appendingPathComponent("e"))
+        let gathered = try train(ranks: 0, ["--resume", root.appendingPathComponent("e/checkpoint.safetensors").path],
+                                 out: root.appendingPathComponent("f"))
+        compare(whole, gathered, "T=2 then single process")
     }
 
     func testAKilledRankEndsTheJob() throws {
