@@ -67,7 +67,8 @@ public final class MTPDepth: Layer {
 public enum MTPInput {
     /// Token ids `[B, S]`, rolled here, embedded with `embed`.
     case tokenIDs(Tensor, embed: (Tensor) throws -> Tensor)
-    /// Per-depth ids already shifted by the caller (context parallelism), embedded with `embed`.
+    /// Per-depth ids already shifted by the caller, embedded with `embed` (the positions are
+    /// still rolled here: for a sequence split over ranks use ``shiftedIDsAndPositions(_:positions:embed:)``).
     case shiftedIDs([Tensor], embed: (Tensor) throws -> Tensor)
     /// Per-depth ids and positions rolled by the caller before the sequence was split over
     /// ranks (context parallelism: a chunk's last tokens take their successors from the next
