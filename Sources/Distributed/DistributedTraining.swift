@@ -16,6 +16,11 @@
 // Before an evaluation or a checkpoint, each stage broadcasts its parameters and AdamW
 // moments to its replica's other stages, so every rank holds the whole current state;
 // held-out batches are then shared over all N ranks and their sums reduced; rank 0 writes.
+// With T > 1 (VocabularyParallelParameters) the T ranks of a tensor group run the same
+// share of the batch with the embedding and head cut by vocabulary rows; the loss merges
+// over the group, the replicated rest of the model is updated identically on each, the
+// tables' Σ g² is summed over the group, and the tables are gathered whole only for an
+// evaluation or a checkpoint (and cut again at the next step).
 
 import Data
 import Foundation
@@ -43,6 +48,11 @@ public final class DistributedTraining: @unchecked Sendable {
     private let owned: [(name: String, parameter: Parameter)]
     private let transport: any StageTransport
     private let lossFunction: any TokenLoss
+    /// The embedding and head split over the tensor group (nil when T = 1).
+    public let vocabularyParallel: VocabularyParallelParameters?
+    /// The context group (counting its bytes) and the summed per-token loss of a
+    /// context-parallel step (nil when C = 1).
+    private let contextParallel: (group: CommunicatorGroup, loss: any TokenLoss)?
     /// Elements per gradient all-reduce message (4 MiB of Float32).
     public var bucketElements = 1 << 20
     /// What this rank handed to the engine, summed over the steps so far.
@@ -56,6 +66,10 @@ public final class DistributedTraining: @unchecked Sendable {
         public var allReduceBytes = 0
         /// Activation and activation-gradient bytes sent to neighbouring stages.
         public var pipelineBytes = 0
+        /// Bytes handed to the tensor group's collectives (loss merge, hidden-state gradient, embedding).
+        public var tensorBytes = 0
+        /// Bytes handed to the context group's collectives (key/value all-gathers and reduce-scatters).
+        public var contextBytes = 0
         /// Optimizer steps counted.
         public var steps = 0
     }
@@ -85,7 +99,33 @@ public final class DistributedTraining: @unchecked Sendable {
         let model = trainer.model
         self.partition = try partition ?? .balanced(layers: model.layers.count, stages: layout.pipeline,
                                                     mtpDepths: options.model.mtpDepths)
-        lossFunction = options.lossFunction()
+        if layout.tensor > 1 {
+            guard !options.loss.readsLogits else {
+                throw DistributedError("--tensor-parallel \(layout.tensor) needs --loss fused (the vocabulary-parallel head feeds the fused loss; got \(options.loss.rawValue))")
+            }
+            let group = CommunicatorGroup(grid.tensorGroup)
+            let parallel = try VocabularyParallelParameters(model: trainer.model, optimizer: trainer.optimizer, group: group)
+            vocabularyParallel = parallel
+            lossFunction = try options.loss.makeVocabularyParallelLoss(reduction: .mean, vocabularySize: options.model.vocabularySize,
+                                                                       group: group)
+        } else {
+            vocabularyParallel = nil
+            lossFunction = options.lossFunction()
+        }
+        if layout.context > 1 {
+            guard !options.loss.readsLogits, options.sequenceLength % (2 * layout.context) == 0 else {
+                throw DistributedError("--context-parallel \(layout.context) needs --loss fused and a --seq-len divisible by 2C = \(2 * layout.context) (got \(options.loss.rawValue), \(options.sequenceLength))")
+            }
+            let group = CommunicatorGroup(grid.contextGroup)
+            let model = trainer.model
+            for block in model.layers + (model.mtp?.depths.flatMap(\.blocks) ?? []) { block.selfAttn.contextGroup = group }
+            let summed = try vocabularyParallel.map {
+                try options.loss.makeVocabularyParallelLoss(reduction: .sum, vocabularySize: options.model.vocabularySize, group: $0.group)
+            } ?? options.loss.makeLoss(reduction: .sum)
+            contextParallel = (group, summed)
+        } else {
+            contextParallel = nil
+        }
         stageRunner = try CausalLMStage(model: model, partition: self.partition, stage: grid.stage, lossFunction: lossFunction)
         owned = stageRunner.ownedParameters
         transport = layout.pipeline > 1 ? MPIStageTransport(communicator: grid.pipelineGroup)
@@ -97,9 +137,20 @@ public final class DistributedTraining: @unchecked Sendable {
         var c = TrainingCollectives()
         c.isWriter = grid.world.rank == 0
         c.synchronizeGradients = { [unowned self] in try self.sumGradientsOverReplicas() }
-        if grid.layout.pipeline > 1 {
-            c.reduceGradientNormSquare = { [unowned self] in try self.grid.pipelineGroup.allReduceSum([$0])[0] }
-            c.synchronizeState = { [unowned self] in try self.shareStagesState() }
+        if grid.layout.pipeline > 1 || vocabularyParallel != nil {
+            c.reduceGradientNormSquare = { [unowned self] local in
+                var s = local
+                if let vp = self.vocabularyParallel {
+                    // The replicated parameters count once; the tables' rows are summed over the group.
+                    let mine = vp.shardGradientSquare()
+                    s += try self.grid.tensorGroup.allReduceSum([mine])[0] - mine
+                }
+                return self.grid.layout.pipeline > 1 ? try self.grid.pipelineGroup.allReduceSum([s])[0] : s
+            }
+            c.synchronizeState = { [unowned self] in
+                if self.grid.layout.pipeline > 1 { try self.shareStagesState() }
+                try self.vocabularyParallel?.gather()
+            }
         }
         c.evaluationShard = (grid.world.rank, grid.world.size)
         c.sumOverRanks = { [unowned self] in try self.grid.world.allReduceSum($0) }
@@ -116,6 +167,14 @@ public final class DistributedTraining: @unchecked Sendable {
     /// whole batch's main and per-depth losses, the same on every rank.
     public func accumulate(_ batch: Batch) throws -> (main: Float, depths: [Float]) {
         let layout = grid.layout, depths = trainer.options.model.mtpDepths
+        try vocabularyParallel?.cut()
+        if let contextParallel {
+            var values = try contextParallelLosses(batch, lossFunction: contextParallel.loss)
+            try grid.replicaGroup.allReduce(&values, .sum)
+            if let vp = vocabularyParallel { traffic.tensorBytes = vp.group.bytes }
+            traffic.contextBytes = contextParallel.group.bytes
+            return (values[0], Array(values.dropFirst()))
+        }
         let share = batch.rows / layout.data
         let mine = try batch.sliced(rows: (grid.replica * share)..<((grid.replica + 1) * share))
         let counts = try TargetCounts(labels: batch.labels, seqIdx: batch.seqIdx, depths: depths,
@@ -128,6 +187,7 @@ public final class DistributedTraining: @unchecked Sendable {
             try mpi.flush()
             traffic.pipelineBytes = mpi.bytesSent
         }
+        if let vp = vocabularyParallel { traffic.tensorBytes = vp.group.bytes }
         let wall = Double(DispatchTime.now().uptimeNanoseconds - start) * 1e-9
         // The last stage of each replica holds its share's losses: sum over replicas, then
         // every stage of a replica takes them from its last stage.
@@ -149,12 +209,12 @@ public final class DistributedTraining: @unchecked Sendable {
     /// ``bucketElements`` (whole parameters; one larger than a bucket travels alone).
     private func sumGradientsOverReplicas() throws {
         traffic.steps += 1
-        guard grid.layout.data > 1 else { return }
+        guard grid.layout.data * grid.layout.context > 1 else { return }
         var bucket: [Float] = []
         var members: [Parameter] = []
         func flush() throws {
             guard !members.isEmpty else { return }
-            try grid.dataGroup.allReduce(&bucket, .sum)
+            try grid.replicaGroup.allReduce(&bucket, .sum)
             traffic.allReduceBytes += 4 * bucket.count
             var offset = 0
             for p in members {

@@ -1,13 +1,17 @@
-// How the N ranks of a job are arranged: a (data, pipeline) grid, N = D × P (tensor
-// and context parallelism extend it later; they are 1 here).
+// How the N ranks of a job are arranged: a (data, pipeline, context, tensor) grid,
+// N = D × P × C × T.
 //
-// Rank r sits at pipeline stage p = r mod P of data replica d = r / P, so the P stages of
-// a replica are neighbouring ranks (on a cluster, `mpirun` fills hosts in rank order: a
-// replica's activations then stay on one host where it fits, and only the gradient
-// all-reduce crosses hosts).
+// Rank r = ((d·P + p)·C + c)·T + t holds vocabulary shard t of sequence chunk c of pipeline
+// stage p of data replica d: the T ranks of a tensor group, which talk every step (loss
+// merge, hidden-state gradient), are neighbours, then the C chunks of a row (K/V every
+// layer), then the P stages of a replica (on a cluster, `mpirun` fills hosts in rank order:
+// the chattiest groups then stay on one host where they fit, and only the gradient
+// all-reduce crosses hosts — Megatron-LM's order too).
 //
 //   D = 2, P = 2:   rank 0 (d0, p0)  rank 1 (d0, p1)     pipeline groups {0, 1}, {2, 3}
 //                   rank 2 (d1, p0)  rank 3 (d1, p1)     data groups     {0, 2}, {1, 3}
+//   D = 2, T = 2:   rank 0 (d0, t0)  rank 1 (d0, t1)     tensor groups   {0, 1}, {2, 3}
+//                   rank 2 (d1, t0)  rank 3 (d1, t1)     data groups     {0, 2}, {1, 3}
 
 /// The parallel dimensions of a run.
 public struct ParallelLayout: Codable, Equatable, Sendable {
@@ -15,9 +19,9 @@ public struct ParallelLayout: Codable, Equatable, Sendable {
     public var data: Int
     /// Pipeline stages P.
     public var pipeline: Int
-    /// Vocabulary-parallel ranks T (1: not yet supported across processes).
+    /// Vocabulary-parallel ranks T (the embedding and LM head split by vocabulary rows).
     public var tensor: Int
-    /// Context-parallel ranks C (1: not yet supported across processes).
+    /// Context-parallel ranks C (each packed row's tokens split over C ranks, NN's `SequenceSplit`).
     public var context: Int
 
     /// A layout of D replicas of P stages.
@@ -32,7 +36,15 @@ public struct ParallelLayout: Codable, Equatable, Sendable {
     public var ranks: Int { data * pipeline * tensor * context }
 
     /// The replica and stage of `rank`.
-    public func coordinates(of rank: Int) -> (data: Int, pipeline: Int) { (rank / pipeline, rank % pipeline) }
+    public func coordinates(of rank: Int) -> (data: Int, pipeline: Int) {
+        (rank / tensor / context / pipeline, rank / tensor / context % pipeline)
+    }
+
+    /// The vocabulary shard t of `rank`.
+    public func tensorRank(of rank: Int) -> Int { rank % tensor }
+
+    /// The sequence chunk c of `rank`.
+    public func contextRank(of rank: Int) -> Int { rank / tensor % context }
 
     /// Throws unless every dimension is positive and their product is the job's rank count.
     ///
@@ -42,11 +54,11 @@ public struct ParallelLayout: Codable, Equatable, Sendable {
                           ("context-parallel", context)] where v < 1 || v > 1 << 20 {
             throw DistributedError("--\(name) must be in 1...\(1 << 20), got \(v)")
         }
-        guard tensor == 1, context == 1 else {
-            throw DistributedError("tensor and context parallelism across processes are not implemented yet (got T = \(tensor), C = \(context))")
+        guard context == 1 || pipeline == 1 else {
+            throw DistributedError("context parallelism with pipeline stages is not implemented (got C = \(context), P = \(pipeline))")
         }
-        guard data * pipeline == n else {
-            throw DistributedError("the job has \(n) ranks but --data-parallel \(data) × --pipeline-stages \(pipeline) = \(data * pipeline)")
+        guard ranks == n else {
+            throw DistributedError("the job has \(n) ranks but --data-parallel \(data) × --pipeline-stages \(pipeline) × --tensor-parallel \(tensor) × --context-parallel \(context) = \(ranks)")
         }
     }
 }
@@ -58,10 +70,17 @@ public final class ProcessGrid: @unchecked Sendable {
     public let world: any Communicator
     /// The layout.
     public let layout: ParallelLayout
-    /// The ranks of this rank's replica, one per stage, in stage order.
+    /// The ranks of this rank's replica and shard, one per stage, in stage order.
     public let pipelineGroup: any Communicator
-    /// The ranks that run this rank's stage, one per replica, in replica order.
+    /// The ranks that run this rank's stage and shard, one per replica, in replica order.
     public let dataGroup: any Communicator
+    /// The ranks that hold this rank's stage and chunk of its replica, one per vocabulary shard, in shard order.
+    public let tensorGroup: any Communicator
+    /// The ranks that hold this rank's stage and shard of its replica, one per sequence chunk, in chunk order.
+    public let contextGroup: any Communicator
+    /// The ranks whose parameters' gradients add up to the batch gradient: this rank's stage
+    /// and shard in every replica and chunk (the data group when C = 1).
+    public let replicaGroup: any Communicator
 
     /// Splits `world` by `layout` (every rank must call this).
     ///
@@ -71,14 +90,23 @@ public final class ProcessGrid: @unchecked Sendable {
         self.world = world
         self.layout = layout
         let (d, p) = layout.coordinates(of: world.rank)
-        pipelineGroup = try world.split(color: d, key: p)
-        dataGroup = try world.split(color: p, key: d)
+        let t = layout.tensorRank(of: world.rank), c = layout.contextRank(of: world.rank)
+        let (tensors, chunks) = (layout.tensor, layout.context)
+        pipelineGroup = try world.split(color: (d * chunks + c) * tensors + t, key: p)
+        dataGroup = try world.split(color: (p * chunks + c) * tensors + t, key: d)
+        tensorGroup = try world.split(color: (d * layout.pipeline + p) * chunks + c, key: t)
+        contextGroup = try world.split(color: (d * layout.pipeline + p) * tensors + t, key: c)
+        replicaGroup = chunks == 1 ? dataGroup : try world.split(color: p * tensors + t, key: d * chunks + c)
     }
 
     /// This rank's replica d.
     public var replica: Int { dataGroup.rank }
     /// This rank's stage p.
     public var stage: Int { pipelineGroup.rank }
+    /// This rank's vocabulary shard t.
+    public var tensorRank: Int { tensorGroup.rank }
+    /// This rank's sequence chunk c.
+    public var contextRank: Int { contextGroup.rank }
 }
 
 extension Communicator {

@@ -40,15 +40,24 @@ public struct LossCase {
     /// Runs the call the case describes, then back-propagates (the sum of a non-scalar loss).
     ///
     /// - Throws: ``MTPError``/``LossError``/``TensorError`` for invalid cases (``validate()`` first).
-    public func evaluate() throws -> Result {
+    public func evaluate() throws -> Result { try evaluate(vocabularyParallel: nil) }
+
+    /// Runs the call on this rank's vocabulary shard when `group` is given (see
+    /// ``vocabularyParallelInputs(_:lossFn:group:)``); gradients of sharded inputs are this
+    /// rank's shards. Every rank of `group` must evaluate the same case.
+    ///
+    /// - Throws: as ``evaluate()``, and the group's communication errors.
+    public func evaluate(vocabularyParallel group: (any LossGroup)?) throws -> Result {
         try validate()
         // Metadata keys other than the options (descriptions, provenance) are ignored.
-        var inputs: [String: Tensor] = [:]
+        var leaves: [String: Tensor] = [:]
         for (name, t) in tensors {
-            inputs[name] = t.dtype.isFloatingPoint ? t.requiringGrad() : t
+            leaves[name] = t.dtype.isFloatingPoint ? t.requiringGrad() : t
         }
+        var inputs = leaves
+        var lossFn = try makeLossFunction()
+        if let group { (leaves, inputs, lossFn) = try vocabularyParallelInputs(leaves, lossFn: lossFn, group: group) }
         guard let labels = inputs["labels"] else { throw MTPError.missingTensor("case has no labels tensor") }
-        let lossFn = try makeLossFunction()
         let numLabelTokens = try int("num_label_tokens")
         let head = inputs["lm_head.weight"]
         var perDepth: [Tensor]? = nil
@@ -62,6 +71,8 @@ public struct LossCase {
                     loss = try m(logits: try require(inputs, "logits"), labels: labels, mask: mask, numLabelTokens: numLabelTokens)
                 case let c as ChunkedCrossEntropy:
                     loss = try c(logits: try require(inputs, "logits"), labels: labels, mask: mask, numLabelTokens: numLabelTokens)
+                case let p as VocabularyParallelLogitsCrossEntropy:
+                    loss = try p(logits: try require(inputs, "logits"), labels: labels, mask: mask, numLabelTokens: numLabelTokens)
                 default:
                     throw MTPError.invalidArgument("a mask is only supported by MaskedCrossEntropy and ChunkedCrossEntropy")
                 }
@@ -86,7 +97,7 @@ public struct LossCase {
             try loss.backward(loss.rank == 0 ? nil : Tensor.ones(loss.shape))
         }
         var grads: [String: Tensor] = [:]
-        for (name, t) in inputs where t.dtype.isFloatingPoint {
+        for (name, t) in leaves where t.dtype.isFloatingPoint {
             if let g = t.grad { grads[name] = g.cast(to: .float32).detached() }
         }
         let wantPerDepth = try bool("return_per_depth") ?? false
@@ -131,7 +142,7 @@ public struct LossCase {
 
     // MARK: Options
 
-    private func makeLossFunction() throws -> any TokenLoss {
+    func makeLossFunction() throws -> any TokenLoss {
         let reductionName = metadata["reduction"] ?? "sum"
         guard let reduction = LossReduction(rawValue: reductionName) else {
             throw MTPError.invalidArgument("unknown reduction '\(reductionName)' (expected sum, mean or none)")
@@ -144,7 +155,8 @@ public struct LossCase {
             return try ChunkedCrossEntropy(chunkLen: try int("chunk_len") ?? 32, ignoreIndex: ignore, reduction: reduction)
         case "FusedLinearCrossEntropy":
             return FusedLinearCrossEntropy(ignoreIndex: ignore, logitSoftcapping: try float("logit_softcapping") ?? 0,
-                                           reduction: reduction)
+                                           reduction: reduction,
+                                           chunkBudgetFloats: try int("chunk_budget_floats") ?? FusedLinearCrossEntropy.defaultChunkBudgetFloats)
         case let other:
             throw MTPError.invalidArgument("unknown loss_fn '\(other)' (expected MaskedCrossEntropy, ChunkedCrossEntropy or FusedLinearCrossEntropy)")
         }

@@ -89,7 +89,8 @@ enum CrossEntropyKernel {
     }
 
     /// Gradient of one row from its logits and saved logsumexp parts:
-    /// `out = w · (exp((z − max) − logSum) − onehot)`.
+    /// `out = w · (exp((z − max) − logSum) − onehot)`; `out` may be `z`. A target `t < 0`
+    /// lies outside this row (another rank's vocabulary shard): no one-hot term.
     @inline(__always)
     static func gradientFromLSE(_ z: UnsafePointer<Float>, _ out: UnsafeMutablePointer<Float>, _ v: Int,
                                 target t: Int, max m: Float, logSum ls: Float, weight w: Float) {
@@ -101,6 +102,19 @@ enum CrossEntropyKernel {
             j += 8
         }
         while j < v { out[j] = VectorMath.exp((z[j] - m) - ls) * w; j += 1 }
-        out[t] -= w
+        if t >= 0 { out[t] -= w }
+    }
+
+    /// ``gradientFromLSE(_:_:_:target:max:logSum:weight:)`` of a softcapped row, in place:
+    /// `z ← w · (exp((ĉ − max) − logSum) − onehot) · (1 − (ĉ/c)²)` where `z` holds ĉ.
+    @inline(__always)
+    static func softcappedGradientFromLSE(_ z: UnsafeMutablePointer<Float>, _ v: Int, target t: Int, max m: Float,
+                                          logSum ls: Float, weight w: Float, softcap c: Float) {
+        for j in 0..<v {
+            let capped = z[j]
+            var g = VectorMath.exp((capped - m) - ls) * w
+            if j == t { g -= w }
+            z[j] = g * (1 - (capped / c) * (capped / c))
+        }
     }
 }

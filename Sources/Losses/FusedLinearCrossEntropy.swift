@@ -154,6 +154,39 @@ struct FusedProblem: @unchecked Sendable {
     ///   - gradWeight: `[V, H]`, accumulated: `+= gradWeightScale · Σ`.
     func run(rowWeights: [Float]?, gradHidden: UnsafeMutablePointer<Float>?,
              gradWeight: UnsafeMutablePointer<Float>?, gradWeightScale: Float = 1) -> [Float] {
+        let v = v, classes = targets.classes, softcap = softcap
+        let wantGrad = rowWeights != nil
+        return runChunks(chunkVocabulary: v, wantsGradient: wantGrad, gradHidden: gradHidden, gradWeight: gradWeight,
+                         gradWeightScale: gradWeightScale) { rows, z, lossBox in
+            Parallel.forEachBlock(count: rows.count, minimumPerBlock: Swift.max(1, 32768 / v)) { range in
+                for i in range {
+                    let row = rows[rows.startIndex + i]
+                    let zr = z + i * v
+                    if classes[row] < 0 {  // an ignored row kept in a dense chunk
+                        if wantGrad { zr.update(repeating: 0, count: v) }
+                        continue
+                    }
+                    if softcap > 0 { CrossEntropyKernel.softcap(zr, v, softcap) }
+                    let (l, _, _) = CrossEntropyKernel.row(zr, v, target: Int(classes[row]), softcap: softcap,
+                                                        gradWeight: wantGrad ? rowWeights![row] : nil)
+                    lossBox.base[row] = l
+                }
+            }
+        }
+    }
+
+    /// The chunk loop shared by the single-process and vocabulary-parallel losses: compaction,
+    /// the logits GEMM of each chunk, `rows` (which turns the chunk's logits into per-row
+    /// losses and, when `wantsGradient`, into logit gradients in place), then the two gradient
+    /// GEMMs. Returns the per-row losses `rows` wrote (0 elsewhere).
+    ///
+    /// - Parameters:
+    ///   - chunkVocabulary: the V that sizes a chunk (`chunkBudgetFloats / V` rows); ranks that
+    ///     issue a collective per chunk pass the same value so their chunk counts agree.
+    ///   - rows: called once per chunk with the chunk's row ids, its `[r, V]` logits and the loss output.
+    func runChunks(chunkVocabulary: Int, wantsGradient wantGrad: Bool, gradHidden: UnsafeMutablePointer<Float>?,
+                   gradWeight: UnsafeMutablePointer<Float>?, gradWeightScale: Float,
+                   rows body: (ArraySlice<Int>, UnsafeMutablePointer<Float>, UnsafeMutableBufferPointerBox) throws -> Void) rethrows -> [Float] {
         let n = n, h = h, v = v
         var rowLoss = [Float](repeating: 0, count: n)
         let validRows = targets.classes.indices.filter { targets.classes[$0] >= 0 }
@@ -172,32 +205,17 @@ struct FusedProblem: @unchecked Sendable {
         let hc = UnsafePointer(packed?.pointer ?? src)
         let packedGrad: ScratchBuffer? = compact && gradHidden != nil ? ScratchBuffer(count: nv * h) : nil
         let gh = packedGrad?.pointer ?? gradHidden
-        let chunkRows = Swift.max(1, Swift.min(nv, chunkBudgetFloats / v))
+        let chunkRows = Swift.max(1, Swift.min(nv, chunkBudgetFloats / Swift.max(1, chunkVocabulary)))
         let logits = ScratchBuffer(count: chunkRows * v)
         let z = logits.pointer
-        let wantGrad = rowWeights != nil
-        let classes = targets.classes, softcap = softcap
-        rowLoss.withUnsafeMutableBufferPointer { lossOut in
+        try rowLoss.withUnsafeMutableBufferPointer { lossOut in
             let lossBox = UnsafeMutableBufferPointerBox(lossOut)
             var start = 0
             while start < nv {
                 let r = Swift.min(chunkRows, nv - start)
                 BLAS.sgemm(transA: false, transB: true, m: r, n: v, k: h, alpha: 1, a: hc + start * h, lda: h,
                            b: w, ldb: h, beta: 0, c: z, ldc: v)
-                Parallel.forEachBlock(count: r, minimumPerBlock: Swift.max(1, 32768 / v)) { range in
-                    for i in range {
-                        let row = valid[start + i]
-                        let zr = z + i * v
-                        if classes[row] < 0 {  // an ignored row kept in a dense chunk
-                            if wantGrad { zr.update(repeating: 0, count: v) }
-                            continue
-                        }
-                        if softcap > 0 { CrossEntropyKernel.softcap(zr, v, softcap) }
-                        let (l, _, _) = CrossEntropyKernel.row(zr, v, target: Int(classes[row]), softcap: softcap,
-                                                            gradWeight: wantGrad ? rowWeights![row] : nil)
-                        lossBox.base[row] = l
-                    }
-                }
+                try body(valid[start ..< start + r], z, lossBox)
                 if wantGrad {
                     if let gh {
                         BLAS.sgemm(transA: false, transB: false, m: r, n: h, k: v, alpha: 1, a: z, lda: v,

@@ -70,8 +70,13 @@ public final class MTPDepth: Layer {
 public enum MTPInput {
     /// Token ids `[B, S]`, rolled here, embedded with `embed`.
     case tokenIDs(Tensor, embed: (Tensor) throws -> Tensor)
-    /// Per-depth ids already shifted by the caller (context parallelism), embedded with `embed`.
+    /// Per-depth ids already shifted by the caller, embedded with `embed` (the positions are
+    /// still rolled here: for a sequence split over ranks use ``shiftedIDsAndPositions(_:positions:embed:)``).
     case shiftedIDs([Tensor], embed: (Tensor) throws -> Tensor)
+    /// Per-depth ids and positions rolled by the caller before the sequence was split over
+    /// ranks (context parallelism: a chunk's last tokens take their successors from the next
+    /// chunk), embedded with `embed`.
+    case shiftedIDsAndPositions([Tensor], positions: [Tensor], embed: (Tensor) throws -> Tensor)
     /// Per-depth embeddings computed elsewhere (the last pipeline stage).
     case embeddings([Tensor])
 }
@@ -140,6 +145,8 @@ public final class MTPModule: Layer {
         switch input {
         case .shiftedIDs(let ids, _) where ids.count != d:
             throw MTPError.depthCountMismatch("expected \(d) per-depth shifted ids, got \(ids.count)")
+        case .shiftedIDsAndPositions(let ids, let positions, _) where ids.count != d || positions.count != d:
+            throw MTPError.depthCountMismatch("expected \(d) per-depth shifted ids and positions, got \(ids.count) and \(positions.count)")
         case .embeddings(let e) where e.count != d:
             throw MTPError.depthCountMismatch("expected \(d) per-depth embeddings, got \(e.count)")
         default: break
@@ -153,6 +160,9 @@ public final class MTPModule: Layer {
             pos = try rollTensor(pos, shifts: -1, dim: -1)
             let embedded: Tensor
             switch input {
+            case .shiftedIDsAndPositions(let all, let positions, let embed):
+                embedded = try embed(all[k])
+                pos = positions[k]
             case .tokenIDs(_, let embed):
                 ids = try rollTensor(ids!, shifts: -1, dim: -1)
                 embedded = try embed(ids!)

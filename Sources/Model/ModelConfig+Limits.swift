@@ -48,6 +48,9 @@ extension ModelConfig {
             throw ModelError("\(source): model_config says \(layers) layers and \(mtpDepths) MTP depths, but the file "
                 + (tensors[last] == nil ? "has no \(last)" : "also has \(next)"))
         }
+        for name in ["model.norm.weight"] + (tieWordEmbeddings ? [] : ["lm_head.weight"]) where tensors[name] == nil {
+            throw ModelError("\(source): no tensor \(name)")
+        }
         let stored = tensors.values.reduce(0) { $0 &+ $1.count }
         guard let needed = parameterCount, needed <= stored else {
             throw ModelError("\(source): model_config implies \(parameterCount.map(String.init) ?? "more than 2^63") parameters, "

@@ -35,6 +35,9 @@ public final class Attention: Layer {
     public let keyValueHeads: Int
     /// d = H / n.
     public var headDimension: Int { hiddenSize / heads }
+    /// The ranks each row's tokens are split over (context parallelism): when set, a call
+    /// with a local chunk and the global `seqIdx` takes the path of Attention+ContextParallel.swift.
+    public var contextGroup: (any SequenceGroup)?
 
     /// An attention layer with projections drawn from `generator` (q, k, v, o in that order).
     ///
@@ -84,6 +87,9 @@ public final class Attention: Layer {
     public func callAsFunction(_ x: Tensor, positions: Tensor, seqIdx: Tensor? = nil) throws -> Tensor {
         guard x.rank == 3, x.shape[2] == hiddenSize else {
             throw TensorError.shapeMismatch("Attention(H: \(hiddenSize)) needs [B, S, \(hiddenSize)], got \(x.shape)")
+        }
+        if isContextParallel(x, seqIdx: seqIdx), let seqIdx, let contextGroup {
+            return try contextParallelAttention(x, positions: positions, seqIdx: seqIdx, group: contextGroup)
         }
         let (b, s, d) = (x.shape[0], x.shape[1], headDimension)
         let table = try RotaryTable(rotary, positions: positions, batch: b, length: s)

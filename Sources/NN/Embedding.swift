@@ -39,6 +39,11 @@ public final class Embedding: Layer {
         self.weight = weight
     }
 
+    /// Replaces the plain lookup when set: a vocabulary-parallel driver installs one for a
+    /// table that holds only its rank's rows (masked lookup + all-reduce). It gets the ids and
+    /// the current weight; nil (the default) is the plain lookup.
+    public var lookup: ((_ ids: Tensor, _ weight: Tensor) throws -> Tensor)?
+
     /// The table, under the key `weight`.
     public var ownParameters: [(key: String, parameter: Parameter)] { [("weight", weight)] }
 
@@ -48,6 +53,7 @@ public final class Embedding: Layer {
     /// - Returns: `ids.shape + [dimension]`; the weight's gradient adds into the picked rows.
     /// - Throws: ``Tensors/TensorError`` when `ids` is not integer or an id is out of range.
     public func callAsFunction(_ ids: Tensor) throws -> Tensor {
-        try Tensor.embedding(ids, weight: weight.value)
+        if let lookup { return try lookup(ids, weight.value) }
+        return try Tensor.embedding(ids, weight: weight.value)
     }
 }

@@ -144,6 +144,8 @@ func microbatchLoss(_ loss: any TokenLoss, terms: TermSchedule) throws -> any To
         case var l as MaskedCrossEntropy: l.reduction = .sum; summed = l
         case var l as ChunkedCrossEntropy: l.reduction = .sum; summed = l
         case var l as FusedLinearCrossEntropy: l.reduction = .sum; summed = l
+        case var l as VocabularyParallelFusedLinearCrossEntropy: l.base.reduction = .sum; summed = l
+        case var l as VocabularyParallelLogitsCrossEntropy: l.reduction = .sum; summed = l
         default:
             throw PipelineError("\(type(of: loss)) with reduction mean cannot be normalised per microbatch; "
                 + "pass it with reduction sum or use MaskedCrossEntropy, ChunkedCrossEntropy or FusedLinearCrossEntropy")

@@ -3,6 +3,7 @@ import Foundation
 import Losses
 import MTP
 import Tensors
+import Distributed
 
 /// `mtp bench loss`: forward + backward of the main loss plus `calculateMTPLoss` over D
 /// depths, all sharing one LM-head weight, against the sgemm roofline of the same shapes.
@@ -15,7 +16,9 @@ struct BenchLossCommand: ParsableCommand {
         evaluation. The roofline runs those three GEMMs at full size with cblas_sgemm in the same \
         process. peak_bytes is the allocation meter's peak during the measured forward+backward minus \
         the live bytes just before it (inputs excluded, gradients included); rss_growth_bytes is the \
-        growth of the process's peak RSS over the same span (Linux).
+        growth of the process's peak RSS over the same span (Linux). Under mpirun -np T with \
+        --tensor-parallel T, each rank holds a vocabulary shard of the head and rank 0 prints every \
+        rank's figures and the bytes each rank handed to the collectives per step.
         """)
 
     @Option(help: "Token rows N.") var tokens = 4096
@@ -26,6 +29,8 @@ struct BenchLossCommand: ParsableCommand {
     @Option(help: "Measured repeats (>= 3) after one warm-up.") var repeats = 3
     @Option(help: "Random seed of the inputs.") var seed: UInt64 = 0
     @Flag(help: "Print one JSON object as the last line.") var json = false
+    @Option(help: "Vocabulary-parallel ranks T (under mpirun -np T): each rank holds V/T rows of the head.")
+    var tensorParallel = 1
 
     func validate() throws {
         guard tokens > 0, hidden > 0, vocab > 0, depths >= 0 else {
@@ -36,33 +41,48 @@ struct BenchLossCommand: ParsableCommand {
     }
 
     func run() throws {
-        let n = tokens, h = hidden, v = vocab, d = depths
+        if tensorParallel != 1 { return try runVocabularyParallel() }
+        _ = try measure(group: nil)
+    }
+
+    /// Runs the benchmark on this process (the whole head, or its shard of `group`), prints the
+    /// report on the writer and returns this rank's figures.
+    func measure(group: CommunicatorGroup?) throws -> BenchLossFigures {
+        let n = tokens, h = hidden, d = depths
         var rng = SplitMix64(seed: seed)
-        let weight = Tensor.normal([v, h], std: 0.02, generator: &rng).requiringGrad()
+        // Every rank draws the whole head from the same seed and keeps its rows (before the measurement).
+        let full = Tensor.normal([vocab, h], std: 0.02, generator: &rng)
+        let shard = try group.map { try VocabularyShard(vocabularySize: vocab, group: $0) }
+        let weight = try (shard.map { try $0.slice(full, axis: 0) } ?? full).requiringGrad()
+        let v = weight.shape[0]
         let mainHidden = Tensor.normal([n, h], generator: &rng).requiringGrad()
         let depthHidden = (0..<d).map { _ in Tensor.normal([n, h], generator: &rng).requiringGrad() }
-        let labels = Tensor((0..<n).map { _ in Int64(rng.next() % UInt64(v)) })
-        let lossFn = loss.makeLoss(reduction: .sum)
+        let labels = Tensor((0..<n).map { _ in Int64(rng.next() % UInt64(vocab)) })
+        let lossFn = try group.map { try loss.makeVocabularyParallelLoss(reduction: .sum, vocabularySize: vocab, group: $0) }
+            ?? loss.makeLoss(reduction: .sum)
         let model = LossModel(lmHeadWeight: weight)
+        // A logits loss applies the sharded head itself: its hidden-state gradients are partial sums.
+        let headInput = { (x: Tensor) in group.map { x.summingGradient(over: $0) } ?? x }
 
         func step() throws {
             for t in [weight, mainHidden] + depthHidden { t.zeroGrad() }
             let total: Tensor
-            if lossFn is FusedLinearCrossEntropy {
+            if lossFn is any FusedLinearLoss {
                 let shared = FusedLinearCrossEntropy.sharingWeightGradient(weight)
                 let main = try calculateLoss(lossFn, hiddenStates: mainHidden, labels: labels, lmWeight: shared, numLabelTokens: n)
                 total = d == 0 ? main : try main + calculateMTPLoss(lossFn, perDepthHidden: depthHidden, labels: labels,
                                                                    model: model, numLabelTokens: n, lmWeight: shared)
             } else {
-                let logits = try Tensor.matmul(mainHidden, weight, transposeB: true)
+                let logits = try Tensor.matmul(headInput(mainHidden), weight, transposeB: true)
                 let main = try calculateLoss(lossFn, logits: logits, labels: labels, numLabelTokens: n)
-                total = d == 0 ? main : try main + calculateMTPLoss(lossFn, perDepthHidden: depthHidden, labels: labels,
-                                                                   model: model, numLabelTokens: n)
+                total = d == 0 ? main : try main + calculateMTPLoss(lossFn, perDepthHidden: depthHidden.map(headInput),
+                                                                   labels: labels, model: model, numLabelTokens: n)
             }
             try total.backward()
         }
 
         try step()  // warm-up
+        group?.resetCounts()
         let roofline = Roofline(n: n, h: h, v: v)
         var times: [Double] = [], sgemmRates: [Double] = []
         var peak = 0, rssGrowth = 0
@@ -80,6 +100,10 @@ struct BenchLossCommand: ParsableCommand {
         }
         FileHandle.standardError.write(Data("\n".utf8))
         for t in [weight, mainHidden] + depthHidden { t.zeroGrad() }
+        let figures = BenchLossFigures(seconds: times.sorted()[times.count / 2], peakBytes: peak, rssGrowthBytes: rssGrowth,
+                                       headBytes: 2 * 4 * v * h, collectiveBytesPerStep: (group?.bytes ?? 0) / repeats,
+                                       collectivesPerStep: (group?.calls ?? 0) / repeats)
+        guard group == nil else { return figures }
 
         let sgemm = sgemmRates.sorted()[sgemmRates.count / 2]
         let sorted = times.sorted()
@@ -99,9 +123,10 @@ struct BenchLossCommand: ParsableCommand {
             try JSONOutput.print([
                 "seconds": JSONOutput.number(median), "seconds_min": JSONOutput.number(best), "gflops": JSONOutput.number(gflops),
                 "sgemm_gflops": JSONOutput.number(sgemm), "roofline_ratio": JSONOutput.number(ratio),
-                "peak_bytes": peak, "rss_growth_bytes": rssGrowth,
+                "peak_bytes": peak, "rss_growth_bytes": rssGrowth, "head_bytes": figures.headBytes,
             ])
         }
+        return figures
     }
 }
 

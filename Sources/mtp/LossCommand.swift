@@ -22,7 +22,11 @@ struct LossCommand: ParsableCommand {
     @Option(name: .long, help: "Write the gradients to this safetensors file.")
     var grads: String?
 
+    @Option(name: .long, help: .hidden)
+    var tensorParallel: Int = 1
+
     func run() throws {
+        if tensorParallel != 1 { return try runVocabularyParallel() }
         try reportingErrors {
             if let grads, sameFile(grads, caseFile) {
                 throw ValidationError("--grads \(grads) is the case file itself; writing the gradients would overwrite the input")

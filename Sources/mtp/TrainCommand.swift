@@ -69,6 +69,10 @@ struct TrainCommand: ParsableCommand {
     @Option(help: "Pipeline stages P: train pipeline-parallel on P threads (on P ranks per replica under mpirun).")
     var pipelineStages: Int?
     @Option(help: "Data-parallel replicas D (under mpirun; the job has D × P ranks).") var dataParallel: Int?
+    @Option(help: "Vocabulary-parallel ranks T (under mpirun; embedding and LM head split by vocabulary rows; the job has D × P × T ranks).")
+    var tensorParallel: Int?
+    @Option(help: "Context-parallel ranks C (under mpirun; every row split into C chunks of tokens; needs P = 1; the job has D × P × T × C ranks).")
+    var contextParallel: Int?
     @Option(help: "Microbatches M per batch in the pipeline (default P; must divide the batch size).") var microbatches: Int?
     @Option(help: "Pipeline schedule: gpipe or 1f1b (default 1f1b).") var schedule: String?
     @Option(help: "Decoder blocks per stage, e.g. 2,1 (default: balanced, each MTP depth counting as a block of the last stage).")
@@ -82,6 +86,9 @@ struct TrainCommand: ParsableCommand {
                 if let d = dataParallel, d != 1 {
                     throw ValidationError("--data-parallel \(d) needs an MPI job with D × P ranks, e.g. mpirun -np \(d) mtp train --data-parallel \(d)")
                 }
+                for (flag, n) in [("tensor-parallel", tensorParallel), ("context-parallel", contextParallel)] where (n ?? 1) != 1 {
+                    throw ValidationError("--\(flag) \(n!) needs an MPI job with D × P × T × C ranks, e.g. mpirun -np \(n!) mtp train --\(flag) \(n!)")
+                }
                 try train(grid: nil)
             }
         }
@@ -91,7 +98,8 @@ struct TrainCommand: ParsableCommand {
         do {
             let w = try ProcessGroup.world()
             world = w
-            let grid = try ProcessGrid(world: w, layout: ParallelLayout(data: dataParallel ?? 1, pipeline: pipelineStages ?? 1))
+            let grid = try ProcessGrid(world: w, layout: ParallelLayout(data: dataParallel ?? 1, pipeline: pipelineStages ?? 1,
+                                                                  tensor: tensorParallel ?? 1, context: contextParallel ?? 1))
             try train(grid: grid)
         } catch let exit as ExitCode where exit == .success {
             return
@@ -275,7 +283,9 @@ struct TrainCommand: ParsableCommand {
         if let traffic {
             let steps = Swift.max(traffic.steps, 1)
             object["traffic_per_step"] = ["all_reduce_bytes": traffic.allReduceBytes / steps,
-                                          "pipeline_bytes": traffic.pipelineBytes / steps]
+                                          "pipeline_bytes": traffic.pipelineBytes / steps,
+                                          "tensor_bytes": traffic.tensorBytes / steps,
+                                          "context_bytes": traffic.contextBytes / steps]
         }
         if let (schedule, partition, timing) = pipeline, let t = timing {
             object["pipeline"] = [

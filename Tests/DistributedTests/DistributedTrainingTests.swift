@@ -77,6 +77,47 @@ final class DistributedTrainingTests: XCTestCase {
         }
     }
 
+    /// The embedding and head split by vocabulary rows (V = 67: shards of 34 and 33 rows) over
+    /// T = 2, alone and combined with D = 2 and with P = 2 (the fused loss with MTP on the last
+    /// stage's sharded head); the checkpoint gathers the shards and moments into the
+    /// single-process layout, so `compare` checks every table row.
+    func testTensorParallelLayoutsMatchTheSingleProcess() throws {
+        try MPIJob.requireMPI()
+        let root = try folder()
+        let steps = ["--steps", "20", "--eval-every", "10", "--vocab", "67"]
+        let single = try train(ranks: 0, steps, out: root.appendingPathComponent("single"))
+        for (d, p, t) in [(1, 1, 2), (2, 1, 2), (1, 2, 2)] {
+            let run = try train(ranks: d * p * t, steps + ["--data-parallel", "\(d)", "--pipeline-stages", "\(p)",
+                                                             "--tensor-parallel", "\(t)"],
+                                out: root.appendingPathComponent("d\(d)p\(p)t\(t)"))
+            XCTAssertEqual(run.json["layout"] as? [String: Int], ["data": d, "pipeline": p, "tensor": t, "context": 1])
+            let traffic = run.json["traffic_per_step"] as? [String: Int]
+            XCTAssertGreaterThan(traffic?["tensor_bytes"] ?? 0, 0)
+            compare(single, run, "D=\(d) P=\(p) T=\(t)")
+        }
+    }
+
+    /// Every packed row of 16 tokens split over C ranks by the zigzag split (2C chunks; rank c
+    /// holds chunks c and 2C−1−c). The corpus's documents are 16–48 tokens long, so rows hold
+    /// document boundaries and documents span the cuts: the attention's document mask and each
+    /// MTP depth's boundary masking must come from the whole rows. C = 2 and 4 alone, C = 2
+    /// with T = 2 and with D = 2.
+    func testContextParallelLayoutsMatchTheSingleProcess() throws {
+        try MPIJob.requireMPI()
+        let root = try folder()
+        let steps = ["--steps", "20", "--eval-every", "10", "--vocab", "67"]
+        let single = try train(ranks: 0, steps, out: root.appendingPathComponent("single"))
+        for (d, t, c) in [(1, 1, 2), (1, 1, 4), (1, 2, 2), (2, 1, 2)] {
+            let run = try train(ranks: d * t * c, steps + ["--data-parallel", "\(d)", "--tensor-parallel", "\(t)",
+                                                             "--context-parallel", "\(c)"],
+                                out: root.appendingPathComponent("d\(d)t\(t)c\(c)"))
+            XCTAssertEqual(run.json["layout"] as? [String: Int], ["data": d, "pipeline": 1, "tensor": t, "context": c])
+            let traffic = run.json["traffic_per_step"] as? [String: Int]
+            XCTAssertGreaterThan(traffic?["context_bytes"] ?? 0, 0)
+            compare(single, run, "D=\(d) T=\(t) C=\(c)")
+        }
+    }
+
     func testCheckpointsResumeAcrossLayouts() throws {
         try MPIJob.requireMPI()
         let root = try folder()
@@ -92,6 +133,11 @@ final class DistributedTrainingTests: XCTestCase {
         let piped = try train(ranks: 2, ["--resume", root.appendingPathComponent("c/checkpoint.safetensors").path,
                                          "--pipeline-stages", "2"], out: root.appendingPathComponent("d"))
         compare(whole, piped, "single process then P=2")
+        // 6 steps with the vocabulary tables split over 2 ranks (the checkpoint gathers them), the rest in one process.
+        _ = try train(ranks: 2, steps + ["--tensor-parallel", "2", "--stop-at", "6"], out: root.appendingPathComponent("e"))
+        let gathered = try train(ranks: 0, ["--resume", root.appendingPathComponent("e/checkpoint.safetensors").path],
+                                 out: root.appendingPathComponent("f"))
+        compare(whole, gathered, "T=2 then single process")
     }
 
     func testAKilledRankEndsTheJob() throws {
