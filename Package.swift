@@ -89,6 +89,7 @@ let package = Package(
 
         // MARK: Tests
         .target(name: "TestSupport", dependencies: ["Tensors"], path: "Tests/TestSupport"),
+        .target(name: "TrainingTestSupport", dependencies: ["Training", "Model", "Data"], path: "Tests/TrainingTestSupport"),
         .testTarget(name: "TensorsTests", dependencies: ["Tensors", "TestSupport"]),
         .testTarget(name: "LossesTests", dependencies: ["Losses", "TestSupport"]),
         .testTarget(name: "NNTests", dependencies: ["NN", "TestSupport"]),
@@ -96,11 +97,11 @@ let package = Package(
         .testTarget(name: "DataTests", dependencies: ["Data", "Tensors", "MTP", "TestSupport"]),
         .testTarget(name: "LossCasesTests", dependencies: ["LossCases", "MTP", "Losses", "TestSupport"]),
         .testTarget(name: "ModelTests", dependencies: ["Model", "MTP", "NN", "Losses", "Tensors", "TestSupport"]),
-        .testTarget(name: "TrainingTests", dependencies: ["Training", "Data", "Model", "MTP", "NN", "TestSupport",
+        .testTarget(name: "TrainingTests", dependencies: ["TrainingTestSupport", "Training", "Data", "Model", "MTP", "NN", "TestSupport",
                                                           .product(name: "PropertyBased", package: "swift-property-based")]),
-        .testTarget(name: "GenerationTests", dependencies: ["Generation", "Training", "Data", "Model", "MTP", "NN", "TestSupport"]),
+        .testTarget(name: "GenerationTests", dependencies: ["TrainingTestSupport", "Generation", "Training", "Data", "Model", "MTP", "NN", "TestSupport"]),
         .testTarget(name: "DistributedTests", dependencies: ["Distributed", "Tensors", "mtp"]),
-        .testTarget(name: "PipelineTests", dependencies: ["Pipeline", "Training", "Data", "Model", "MTP", "NN", "TestSupport"]),
+        .testTarget(name: "PipelineTests", dependencies: ["TrainingTestSupport", "Pipeline", "Training", "Data", "Model", "MTP", "NN", "TestSupport"]),
         // Depends on the executable so `mtp` is built before its tests run it as a subprocess.
         .testTarget(name: "CLITests", dependencies: ["mtp"]),
     ],

@@ -6,20 +6,6 @@ import XCTest
 @testable import mtp
 
 final class JSONOutputTests: XCTestCase {
-    /// The `mtp` executable built beside this test bundle (`.build/<triple>/debug`).
-    private func mtpBinary() throws -> URL {
-        let candidates = [
-            URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("mtp"),
-            Bundle.main.bundleURL.appendingPathComponent("mtp"),
-            URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-                .appendingPathComponent(".build/debug/mtp"),
-        ]
-        guard let found = candidates.first(where: { FileManager.default.isExecutableFile(atPath: $0.path) }) else {
-            throw XCTSkip("no built mtp binary at \(candidates.map(\.path))")
-        }
-        return found
-    }
-
     /// Runs `mtp arguments`; returns stdout's last line parsed as a JSON object.
     private func lastJSONLine(_ arguments: [String]) throws -> [String: Any] {
         let process = Process()

@@ -11,6 +11,7 @@ import MTP
 import NN
 import Tensors
 @testable import Generation
+import TrainingTestSupport
 import XCTest
 
 // MARK: - Fixtures
@@ -35,17 +36,8 @@ func randomGenerationModel(vocabularySize: Int = 11, hiddenSize: Int = 16, layer
 /// A tiny model trained for a few seconds on the built-in corpus (V = 24, D = 2), shared by the tests.
 // Read only from XCTest's one test thread.
 nonisolated(unsafe) let briefTrainedGenerationModel: Result<CausalLM, Error> = Result {
-    var o = TrainingOptions(model: ModelConfig(vocabularySize: 24, hiddenSize: 16, layers: 1, heads: 2,
-                                               intermediateSize: 32, mtpDepths: 2, mtpLossScalingFactor: 0.5))
-    o.steps = 60
-    o.batchSize = 4
-    o.sequenceLength = 48
-    o.learningRate = 2e-2
-    o.warmupSteps = 3
-    o.evalEvery = 1000
-    o.seed = 5
-    let corpus = try SyntheticCorpus(vocabularySize: 24, seed: o.seed)
-    let split = try DocumentSplit(try corpus.documents(count: 200, seed: 6), heldOutFraction: 0.1, seed: 1)
+    let o = tinyTrainingOptions(mtpScale: 0.5, steps: 60, sequenceLength: 48, learningRate: 2e-2, warmup: 3, seed: 5)
+    let split = try tinyCorpusSplit(corpusSeed: o.seed, documents: 200, documentSeed: 6)
     let trainer = try Trainer(options: o, train: split.train, heldOut: split.heldOut)
     for _ in 0..<o.steps { try trainer.trainStep() }
     return trainer.model

@@ -8,24 +8,16 @@ import Losses
 import Pipeline
 import Tensors
 import Training
+import TrainingTestSupport
 import XCTest
 
 final class TrainerIntegrationTests: XCTestCase {
     func testPipelinedStepsFollowThePlainTrajectory() throws {
         for loss in [LossKind.fused, .masked] {
-            var o = TrainingOptions(model: ModelConfig(vocabularySize: 24, hiddenSize: 16, layers: 2, heads: 2,
-                                                       intermediateSize: 32, mtpDepths: 2, mtpLossScalingFactor: 0.3))
-            o.steps = 4
-            o.batchSize = 4
-            o.sequenceLength = 32
-            o.learningRate = 1e-2
-            o.warmupSteps = 1
-            o.evalEvery = 1000
-            o.gradientAccumulation = 2
+            var o = tinyTrainingOptions(layers: 2, steps: 4, sequenceLength: 32, learningRate: 1e-2, warmup: 1,
+                                        gradientAccumulation: 2, seed: 3)
             o.loss = loss
-            o.seed = 3
-            let corpus = try SyntheticCorpus(vocabularySize: 24, seed: 3)
-            let split = try DocumentSplit(try corpus.documents(count: 120, seed: 9), heldOutFraction: 0.1, seed: 1)
+            let split = try tinyCorpusSplit(corpusSeed: 3, documents: 120, documentSeed: 9)
             let plain = try Trainer(options: o, train: split.train, heldOut: split.heldOut)
             let piped = try Trainer(options: o, train: split.train, heldOut: split.heldOut)
             let pipeline = try CausalLMPipeline(model: piped.model, lossFunction: o.lossFunction(),

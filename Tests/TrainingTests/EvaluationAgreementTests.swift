@@ -11,20 +11,14 @@ import Model
 import MTP
 import Tensors
 import Training
+import TrainingTestSupport
 import XCTest
 
 final class EvaluationAgreementTests: XCTestCase {
     private func trainedTrainer() throws -> (Trainer, heldOut: [[Int32]]) {
-        var o = TrainingOptions(model: ModelConfig(vocabularySize: 24, hiddenSize: 16, layers: 1, heads: 2,
-                                                   intermediateSize: 32, mtpDepths: 2))
-        o.steps = 30
-        o.batchSize = 4
-        o.sequenceLength = 32
-        o.learningRate = 2e-2
-        o.warmupSteps = 2
-        o.seed = 3
-        let corpus = try SyntheticCorpus(vocabularySize: 24, seed: 3)
-        let split = try DocumentSplit(try corpus.documents(count: 120, seed: 4), heldOutFraction: 0.15, seed: 1)
+        // The options' default evaluation interval (50) is kept: evaluation draws no random numbers.
+        let o = tinyTrainingOptions(steps: 30, sequenceLength: 32, learningRate: 2e-2, warmup: 2, evalEvery: 50, seed: 3)
+        let split = try tinyCorpusSplit(corpusSeed: 3, documents: 120, documentSeed: 4, heldOutFraction: 0.15)
         let trainer = try Trainer(options: o, train: split.train, heldOut: split.heldOut)
         for _ in 0..<o.steps { try trainer.trainStep() }
         return (trainer, split.heldOut)

@@ -9,20 +9,13 @@ import Model
 import Tensors
 import TestSupport
 import Training
+import TrainingTestSupport
 import XCTest
 
 final class RobustnessTests: XCTestCase {
     private func tinyOptions(steps: Int = 6) -> TrainingOptions {
-        var o = TrainingOptions(model: ModelConfig(vocabularySize: 24, hiddenSize: 8, layers: 1, heads: 2,
-                                                   intermediateSize: 16, mtpDepths: 1, mtpLossScalingFactor: 0.3))
-        o.steps = steps
-        o.batchSize = 2
-        o.sequenceLength = 16
-        o.learningRate = 1e-2
-        o.warmupSteps = 1
-        o.evalEvery = 1000
-        o.seed = 4
-        return o
+        tinyTrainingOptions(hidden: 8, intermediate: 16, depths: 1, steps: steps, batchSize: 2, sequenceLength: 16,
+                            learningRate: 1e-2, warmup: 1, seed: 4)
     }
 
     private func trainer(_ o: TrainingOptions) throws -> Trainer {

@@ -9,6 +9,7 @@ import NN
 import Tensors
 import TestSupport
 import Training
+import TrainingTestSupport
 import XCTest
 
 final class TrainerTests: XCTestCase {
@@ -18,16 +19,7 @@ final class TrainerTests: XCTestCase {
     }
 
     private func tinyOptions(steps: Int = 30) -> TrainingOptions {
-        var o = TrainingOptions(model: ModelConfig(vocabularySize: 24, hiddenSize: 16, layers: 1, heads: 2,
-                                                   intermediateSize: 32, mtpDepths: 2, mtpLossScalingFactor: 0.3))
-        o.steps = steps
-        o.batchSize = 4
-        o.sequenceLength = 48
-        o.learningRate = 1e-2
-        o.warmupSteps = 3
-        o.evalEvery = 1000
-        o.seed = 3
-        return o
+        tinyTrainingOptions(steps: steps, sequenceLength: 48, learningRate: 1e-2, warmup: 3, seed: 3)
     }
 
     private func data(_ o: TrainingOptions) throws -> DocumentSplit {

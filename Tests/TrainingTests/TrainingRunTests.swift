@@ -7,6 +7,7 @@ import Model
 import Tensors
 import TestSupport
 import Training
+import TrainingTestSupport
 import XCTest
 
 final class TrainingRunTests: XCTestCase {
@@ -16,16 +17,7 @@ final class TrainingRunTests: XCTestCase {
     }
 
     private func tinyOptions(steps: Int, evalEvery: Int) -> TrainingOptions {
-        var o = TrainingOptions(model: ModelConfig(vocabularySize: 24, hiddenSize: 16, layers: 1, heads: 2,
-                                                   intermediateSize: 32, mtpDepths: 2, mtpLossScalingFactor: 0.3))
-        o.steps = steps
-        o.batchSize = 4
-        o.sequenceLength = 32
-        o.learningRate = 1e-2
-        o.warmupSteps = 2
-        o.evalEvery = evalEvery
-        o.seed = 5
-        return o
+        tinyTrainingOptions(steps: steps, sequenceLength: 32, learningRate: 1e-2, warmup: 2, evalEvery: evalEvery, seed: 5)
     }
 
     private func trainer(_ o: TrainingOptions) throws -> Trainer {
