@@ -22,8 +22,7 @@ public enum LossKind: String, CaseIterable, Codable, Sendable {
         switch self {
         case .fused: FusedLinearCrossEntropy(reduction: reduction)
         case .masked: MaskedCrossEntropy(reduction: reduction)
-        // The default chunk length (32) is valid, so the only throwing check cannot fail.
-        case .chunked: try! ChunkedCrossEntropy(reduction: reduction)
+        case .chunked: ChunkedCrossEntropy.withDefaultChunkLen(reduction: reduction)
         }
     }
 }

@@ -52,10 +52,22 @@ public struct ChunkedCrossEntropy: LogitsLoss {
     public var ignoreIndex: Int
     public var reduction: LossReduction
 
+    /// The chunk length of NeMo AutoModel's default (32 rows).
+    public static let defaultChunkLen = 32
+
     /// - Throws: ``LossError`` when `chunkLen <= 0`.
-    public init(chunkLen: Int = 32, ignoreIndex: Int = -100, reduction: LossReduction = .sum) throws {
+    public init(chunkLen: Int = ChunkedCrossEntropy.defaultChunkLen, ignoreIndex: Int = -100, reduction: LossReduction = .sum) throws {
         guard chunkLen > 0 else { throw LossError.invalidArgument("chunk_len must be positive, got \(chunkLen)") }
-        self.chunkLen = chunkLen
+        self.init(checkedChunkLen: chunkLen, ignoreIndex: ignoreIndex, reduction: reduction)
+    }
+
+    /// The loss with the default chunk length (which needs no check).
+    public static func withDefaultChunkLen(ignoreIndex: Int = -100, reduction: LossReduction = .sum) -> ChunkedCrossEntropy {
+        ChunkedCrossEntropy(checkedChunkLen: defaultChunkLen, ignoreIndex: ignoreIndex, reduction: reduction)
+    }
+
+    private init(checkedChunkLen: Int, ignoreIndex: Int, reduction: LossReduction) {
+        chunkLen = checkedChunkLen
         self.ignoreIndex = ignoreIndex
         self.reduction = reduction
     }
