@@ -54,18 +54,9 @@ public struct FusedLinearCrossEntropy: FusedLinearLoss {
     ///   weight is not `[V, H]`, a label is out of range, or `numLabelTokens` is used
     ///   with a reduction other than `.sum`.
     public func callAsFunction(hiddenStates: Tensor, labels: Tensor, lmWeight: Tensor, numLabelTokens: Int? = nil) throws -> Tensor {
-        guard hiddenStates.rank >= 1, Array(hiddenStates.shape.dropLast()) == labels.shape else {
-            throw LossError.shapeMismatch("hidden_states shape \(hiddenStates.shape) does not match labels shape \(labels.shape) (expected labels.shape + [H])")
-        }
-        guard hiddenStates.dtype.isFloatingPoint, lmWeight.dtype.isFloatingPoint else {
-            throw LossError.invalidDType("hidden_states and lm_weight must be floating point, got \(hiddenStates.dtype) and \(lmWeight.dtype)")
-        }
-        let hDim = hiddenStates.shape.last ?? 0
+        let hDim = try Self.checkInputs(hiddenStates: hiddenStates, labels: labels, lmWeight: lmWeight, softcap: logitSoftcapping)
         guard lmWeight.rank == 2, lmWeight.shape[1] == hDim else {
             throw LossError.shapeMismatch("lm_weight shape \(lmWeight.shape) is not [V, \(hDim)] for hidden_states \(hiddenStates.shape)")
-        }
-        guard logitSoftcapping >= 0, logitSoftcapping.isFinite else {
-            throw LossError.invalidArgument("logit_softcapping must be a finite value >= 0, got \(logitSoftcapping)")
         }
         let v = lmWeight.shape[0]
         let targets = try Targets(labels, vocab: v, ignoreIndex: ignoreIndex)
@@ -119,6 +110,25 @@ public struct FusedLinearCrossEntropy: FusedLinearLoss {
 
     public func loss(hiddenStates: Tensor, labels: Tensor, lmWeight: Tensor, numLabelTokens: Int?) throws -> Tensor {
         try self(hiddenStates: hiddenStates, labels: labels, lmWeight: lmWeight, numLabelTokens: numLabelTokens)
+    }
+}
+
+extension FusedLinearCrossEntropy {
+    /// The checks every fused loss makes of its inputs (the weight's shape is the caller's:
+    /// whole or a vocabulary shard). Returns H.
+    ///
+    /// - Throws: ``LossError`` naming the shapes, dtypes or softcap that do not fit.
+    static func checkInputs(hiddenStates: Tensor, labels: Tensor, lmWeight: Tensor, softcap: Float) throws -> Int {
+        guard hiddenStates.rank >= 1, Array(hiddenStates.shape.dropLast()) == labels.shape else {
+            throw LossError.shapeMismatch("hidden_states shape \(hiddenStates.shape) does not match labels shape \(labels.shape) (expected labels.shape + [H])")
+        }
+        guard hiddenStates.dtype.isFloatingPoint, lmWeight.dtype.isFloatingPoint else {
+            throw LossError.invalidDType("hidden_states and lm_weight must be floating point, got \(hiddenStates.dtype) and \(lmWeight.dtype)")
+        }
+        guard softcap >= 0, softcap.isFinite else {
+            throw LossError.invalidArgument("logit_softcapping must be a finite value >= 0, got \(softcap)")
+        }
+        return hiddenStates.shape.last ?? 0
     }
 }
 

@@ -54,19 +54,11 @@ public struct VocabularyParallelFusedLinearCrossEntropy: FusedLinearLoss {
     /// - Throws: ``LossError`` as ``FusedLinearCrossEntropy``, and when `lmWeight` is not
     ///   `[V_r, H]`; communication errors of the group.
     public func callAsFunction(hiddenStates: Tensor, labels: Tensor, lmWeight: Tensor, numLabelTokens: Int? = nil) throws -> Tensor {
-        guard hiddenStates.rank >= 1, Array(hiddenStates.shape.dropLast()) == labels.shape else {
-            throw LossError.shapeMismatch("hidden_states shape \(hiddenStates.shape) does not match labels shape \(labels.shape) (expected labels.shape + [H])")
-        }
-        guard hiddenStates.dtype.isFloatingPoint, lmWeight.dtype.isFloatingPoint else {
-            throw LossError.invalidDType("hidden_states and lm_weight must be floating point, got \(hiddenStates.dtype) and \(lmWeight.dtype)")
-        }
-        let hDim = hiddenStates.shape.last ?? 0
+        let softcap = base.logitSoftcapping
+        let hDim = try FusedLinearCrossEntropy.checkInputs(hiddenStates: hiddenStates, labels: labels, lmWeight: lmWeight,
+                                                           softcap: softcap)
         guard lmWeight.rank == 2, lmWeight.shape == [shard.count, hDim] else {
             throw LossError.shapeMismatch("lm_weight shard shape \(lmWeight.shape) is not [\(shard.count), \(hDim)] (rows \(shard.range) of V = \(shard.vocabularySize) on rank \(shard.rank) of \(shard.parts))")
-        }
-        let softcap = base.logitSoftcapping
-        guard softcap >= 0, softcap.isFinite else {
-            throw LossError.invalidArgument("logit_softcapping must be a finite value >= 0, got \(softcap)")
         }
         let targets = try Targets(labels, vocab: shard.vocabularySize, ignoreIndex: ignoreIndex)
         let plan = try ReductionPlan(reduction, validCount: targets.validCount, numLabelTokens: numLabelTokens)
