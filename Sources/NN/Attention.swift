@@ -94,14 +94,65 @@ public final class Attention: Layer {
         let (b, s, d) = (x.shape[0], x.shape[1], headDimension)
         let table = try RotaryTable(rotary, positions: positions, batch: b, length: s)
         let documents = try seqIdx.map { try DocumentIDs($0, batch: b, length: s) }
-        let queryLayout = HeadLayout.tokensFirst(heads: heads, length: s, dimension: d)
-        let keyLayout = HeadLayout.tokensFirst(heads: keyValueHeads, length: s, dimension: d)
-        let q = table.apply(try qProj(x), layout: queryLayout)
-        let k = table.apply(try kProj(x), layout: keyLayout)
-        let v = try vProj(x)
         let shape = AttentionShape(batch: b, heads: heads, keyValueHeads: keyValueHeads, queries: s, keys: s, dimension: d)
-        let o = AttentionKernel.selfAttention(q, k, v, queryLayout: queryLayout, keyLayout: keyLayout, shape: shape,
-                                              documents: documents)
+        // One GEMM for q, k, v; the rotation turns the query and key heads of the packed rows.
+        let qkv = try Tensor.fusedLinear(x, weights: [qProj.weight.value, kProj.weight.value, vProj.weight.value])
+        let packed = PackedHeads(shape: shape, length: s)
+        let rotated = table.applyPacked(qkv, layout: packed.rotatedLayout)
+        let o = AttentionKernel.packedSelfAttention(rotated, packed: packed, documents: documents)
         return try oProj(o)
+    }
+}
+
+/// Where q, k and v sit in one packed projection `[B, S, (n+2g)·d]`: on every token row the
+/// n query heads, then the g key heads, then the g value heads.
+struct PackedHeads {
+    let shape: AttentionShape
+    let length: Int
+
+    /// (n + 2g)·d, the packed row.
+    var width: Int { (shape.heads + 2 * shape.keyValueHeads) * shape.dimension }
+    /// Element offsets of the key and value heads in a row.
+    var keyOffset: Int { shape.heads * shape.dimension }
+    var valueOffset: Int { (shape.heads + shape.keyValueHeads) * shape.dimension }
+
+    func layout(heads: Int) -> HeadLayout {
+        HeadLayout(batch: length * width, head: shape.dimension, row: width, heads: heads)
+    }
+    /// The query heads (from offset 0).
+    var queryLayout: HeadLayout { layout(heads: shape.heads) }
+    /// One key or value head group (from ``keyOffset`` or ``valueOffset``).
+    var keyLayout: HeadLayout { layout(heads: shape.keyValueHeads) }
+    /// The query and key heads together, the ones the rotary embedding turns.
+    var rotatedLayout: HeadLayout { layout(heads: shape.heads + shape.keyValueHeads) }
+}
+
+extension AttentionKernel {
+    /// Self-attention reading q, k, v from one packed `[B, S, (n+2g)·d]` tensor, as one autograd
+    /// node whose gradient is packed alike; the output is `[B, S, n·d]`.
+    static func packedSelfAttention(_ qkv: Tensor, packed: PackedHeads, documents: DocumentIDs?) -> Tensor {
+        let shape = packed.shape, s = packed.length
+        let qkvf = qkv.float32Values()
+        let outLayout = HeadLayout.tokensFirst(heads: shape.heads, length: s, dimension: shape.dimension)
+        let ql = packed.queryLayout, kl = packed.keyLayout
+        let base = UnsafePointer(qkvf.floatPointer)
+        let q = base, k = base + packed.keyOffset, v = base + packed.valueOffset
+        let probabilities = Tensor.uninitialized([shape.pairs, shape.queries, shape.keys], dtype: .float32)
+        let out = Tensor.makeFloat([shape.batch, s, shape.heads * shape.dimension]) { o in
+            forward(q: q, ql, k: k, kl, v: v, kl, out: o, outLayout, probabilities: probabilities.floatPointer,
+                    shape: shape, queryDocuments: documents, keyDocuments: documents)
+        }.rounded(to: qkv.dtype)
+        let packedShape = qkv.shape
+        return out.recording([qkv]) { g in
+            let gf = g.float32Values()
+            let grad = Tensor.uninitialized(packedShape, dtype: .float32)
+            let dp = grad.floatPointer
+            withExtendedLifetime(qkvf) {
+                backward(gradOut: gf.floatPointer, outLayout, probabilities: probabilities.floatPointer,
+                         q: q, ql, k: k, kl, v: v, kl,
+                         dq: dp, dk: dp + packed.keyOffset, dv: dp + packed.valueOffset, shape: shape)
+            }
+            return [grad]
+        }
     }
 }

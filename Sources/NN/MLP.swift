@@ -44,7 +44,47 @@ public final class MLP: Layer {
     /// - Returns: `[..., H]`.
     /// - Throws: ``Tensors/TensorError/shapeMismatch(_:)`` when the last axis is not H.
     public func callAsFunction(_ x: Tensor) throws -> Tensor {
-        try downProj(swiGLU(gate: gateProj(x), up: upProj(x)))
+        guard x.rank >= 1, x.shape[x.rank - 1] == gateProj.inFeatures else {
+            throw TensorError.shapeMismatch("MLP(H: \(gateProj.inFeatures)) applied to shape \(x.shape)")
+        }
+        guard gateProj.bias == nil, upProj.bias == nil else {
+            return try downProj(swiGLU(gate: gateProj(x), up: upProj(x)))
+        }
+        // One GEMM for gate and up, side by side on each row.
+        let gateUp = try Tensor.fusedLinear(x, weights: [gateProj.weight.value, upProj.weight.value])
+        return try downProj(packedSwiGLU(gateUp))
+    }
+}
+
+/// `silu(gate) ⊙ up` of rows that hold the gate in their first half and up in the second
+/// (`[..., 2I]` → `[..., I]`), as one fused autograd node whose gradient is packed alike.
+func packedSwiGLU(_ gateUp: Tensor) -> Tensor {
+    let width = gateUp.shape[gateUp.rank - 1], half = width / 2
+    let rows = gateUp.count / Swift.max(width, 1)
+    let x = gateUp.float32Values()
+    let sigma = ScratchBuffer(count: rows * half)
+    let y = Tensor.makeFloat(Array(gateUp.shape.dropLast()) + [half]) { out in
+        let xp = UnsafePointer(x.floatPointer), sp = sigma.pointer
+        Parallel.forEachBlock(count: rows, minimumPerBlock: Swift.max(1, 16_384 / Swift.max(1, half))) { block in
+            for r in block {
+                swiGLUForward(gate: xp + r * width, up: xp + r * width + half, into: out + r * half,
+                              sigma: sp + r * half, 0..<half)
+            }
+        }
+    }.rounded(to: gateUp.dtype)
+    let shape = gateUp.shape
+    return y.recording([gateUp]) { g in
+        let gf = g.float32Values()
+        let grad = Tensor.uninitialized(shape, dtype: .float32)
+        let gp = UnsafePointer(gf.floatPointer), xp = UnsafePointer(x.floatPointer), sp = UnsafePointer(sigma.pointer)
+        let dp = grad.floatPointer
+        Parallel.forEachBlock(count: rows, minimumPerBlock: Swift.max(1, 16_384 / Swift.max(1, half))) { block in
+            for r in block {
+                swiGLUBackward(gradOut: gp + r * half, gate: xp + r * width, up: xp + r * width + half, sigma: sp + r * half,
+                               gateGradient: dp + r * width, upGradient: dp + r * width + half, 0..<half)
+            }
+        }
+        return [grad]
     }
 }
 
@@ -78,21 +118,31 @@ public func swiGLU(gate: Tensor, up: Tensor) throws -> Tensor {
         let gp = UnsafePointer(gf.floatPointer), ap = UnsafePointer(a.floatPointer), up = UnsafePointer(u.floatPointer)
         let sp = UnsafePointer(sigma.pointer), da = dGate.floatPointer, du = dUp.floatPointer
         forEachSIMDBlock(n) { lo, hi in
-            var i = lo
-            while i + 8 <= hi {
-                let gv = RowMath.load(gp + i), av = RowMath.load(ap + i), s = RowMath.load(sp + i)
-                RowMath.store(gv * av * s, du + i)
-                RowMath.store(gv * RowMath.load(up + i) * s * (1 + av * (1 - s)), da + i)
-                i += 8
-            }
-            while i < hi {
-                let s = sp[i]
-                du[i] = gp[i] * ap[i] * s
-                da[i] = gp[i] * up[i] * s * (1 + ap[i] * (1 - s))
-                i += 1
-            }
+            swiGLUBackward(gradOut: gp, gate: ap, up: up, sigma: sp, gateGradient: da, upGradient: du, lo..<hi)
         }
         return [dGate, dUp]
+    }
+}
+
+/// The gradients of `y = a·σ(a)·u` for i in `range`, from the upstream gradient and the kept σ:
+/// `∂u = g·a·σ`, `∂a = g·u·σ·(1 + a·(1 − σ))`.
+@inline(__always)
+func swiGLUBackward(gradOut gp: UnsafePointer<Float>, gate ap: UnsafePointer<Float>, up: UnsafePointer<Float>,
+                    sigma sp: UnsafePointer<Float>, gateGradient da: UnsafeMutablePointer<Float>,
+                    upGradient du: UnsafeMutablePointer<Float>, _ range: Range<Int>) {
+    var i = range.lowerBound
+    let hi = range.upperBound
+    while i + 8 <= hi {
+        let gv = RowMath.load(gp + i), av = RowMath.load(ap + i), s = RowMath.load(sp + i)
+        RowMath.store(gv * av * s, du + i)
+        RowMath.store(gv * RowMath.load(up + i) * s * (1 + av * (1 - s)), da + i)
+        i += 8
+    }
+    while i < hi {
+        let s = sp[i]
+        du[i] = gp[i] * ap[i] * s
+        da[i] = gp[i] * up[i] * s * (1 + ap[i] * (1 - s))
+        i += 1
     }
 }
 

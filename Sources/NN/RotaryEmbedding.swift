@@ -131,6 +131,25 @@ struct RotaryTable {
         }
     }
 
+    /// `x` with the heads `layout` names rotated forward and every other element copied, as
+    /// one autograd node: the queries and keys of a packed `[B, S, (n+2g)·d]` projection
+    /// (`layout` covering its first n + g heads) rotated, its values passed through.
+    func applyPacked(_ x: Tensor, layout: HeadLayout) -> Tensor {
+        let xf = x.float32Values()
+        let heads = layout.heads, count = x.count
+        let y = Tensor.makeFloat(x.shape) { out in
+            out.update(from: xf.floatPointer, count: count)
+            rotate(UnsafePointer(out), into: out, layout: layout, heads: heads, inverse: false)
+        }.rounded(to: x.dtype)
+        return y.recording([x]) { g in
+            let gf = g.float32Values()
+            return [Tensor.makeFloat(g.shape) { out in
+                out.update(from: gf.floatPointer, count: count)
+                rotate(UnsafePointer(out), into: out, layout: layout, heads: heads, inverse: true)
+            }]
+        }
+    }
+
     /// Turns every pair (i, i + h) of every head by +angle (or −angle when `inverse`).
     func rotate(_ x: UnsafePointer<Float>, into y: UnsafeMutablePointer<Float>, layout: HeadLayout, heads: Int, inverse: Bool) {
         let h = half, d = 2 * half, length = length, batchStride = batchStride

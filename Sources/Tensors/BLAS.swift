@@ -28,6 +28,6 @@ public enum BLAS {
         let start = timed ? DispatchTime.now().uptimeNanoseconds : 0
         cblas_sgemm(CblasRowMajor, transA ? CblasTrans : CblasNoTrans, transB ? CblasTrans : CblasNoTrans,
                     Int32(m), Int32(n), Int32(k), alpha, a, Int32(lda), b, Int32(ldb), beta, c, Int32(ldc))
-        if timed { Timing.add(since: start) }
+        if timed { Timing.add(since: start, shape: Timing.byShape ? Timing.Shape(transA, transB, m, n, k) : nil) }
     }
 }

@@ -31,6 +31,7 @@ struct BenchTrainCommand: ParsableCommand {
     @Option(help: "Loss kind: fused, masked or chunked.") var loss: LossKind = .fused
     @Option(help: "Measured steps (after --warmup steps).") var steps = 10
     @Option(help: "Warm-up steps, not measured.") var warmup = 2
+    @Flag(help: "Also print the GEMM time by operand shape (the 12 costliest).") var gemmShapes = false
     @Flag(help: "Print one JSON object as the last line.") var json = false
 
     func run() throws {
@@ -51,13 +52,18 @@ struct BenchTrainCommand: ParsableCommand {
             }
             // Enough documents (16–48 tokens) for the measured steps without repeating an epoch.
             let documents = Swift.max(200, (warmup + steps + 2) * options.batchSize * options.sequenceLength / 24)
-            let r = try TrainingBenchmark.run(options: options, documents: documents, warmup: warmup, steps: steps)
+            let r = try TrainingBenchmark.run(options: options, documents: documents, warmup: warmup, steps: steps,
+                                              gemmShapes: gemmShapes)
             let m = options.model
             print(String(format: "train step H=%d L=%d heads=%d I=%d S=%d B=%d V=%d D=%d loss %@: %.0f tokens/s, "
                          + "%.3f s/step, GEMM %.1f%% (%d calls/step), peak %.1f MB, %d parameters",
                          m.hiddenSize, m.layers, m.heads, m.intermediateSize, options.sequenceLength, options.batchSize,
                          m.vocabularySize, m.mtpDepths, loss.rawValue, r.tokensPerSecond, r.seconds / Double(r.steps),
                          100 * r.gemmFraction, r.gemmCallsPerStep, Double(r.peakBytes) / 1e6, r.parameters))
+            for t in r.shapes.prefix(12) {
+                print(String(format: "  gemm %@: %d calls/step, %.4f s/step, %.1f GFLOP/s", t.shape.description,
+                             t.calls / r.steps, t.seconds / Double(r.steps), t.gflops))
+            }
             if json {
                 try JSONOutput.print([
                     "size": size.rawValue, "hidden": m.hiddenSize, "layers": m.layers, "heads": m.heads,
