@@ -86,6 +86,23 @@ final class CLIErrorTests: XCTestCase {
         try assertError(["train", "--allow-data-change"], mentions: "--allow-data-change needs --resume")
     }
 
+    func testPresetAndHeldOutTextNeedByteLevelData() throws {
+        let folder = try temporaryFolder("preset-flags")
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let text = folder.appendingPathComponent("a.txt")
+        try Data("some text\n\nmore text\n".utf8).write(to: text)
+        try assertError(["train", "--preset", "bytes-10min"], mentions: "--preset bytes-10min is for byte-level text")
+        try assertError(["train", "--preset", "bytes-11min", "--data", text.path], mentions: "bytes-11min")
+        try assertError(["train", "--write-held-out", folder.appendingPathComponent("h.txt").path],
+                        mentions: "--write-held-out needs byte-level --data")
+        // The data file itself (or any existing file) is never overwritten.
+        let before = try Data(contentsOf: text)
+        try assertError(["train", "--data", text.path, "--steps", "1", "--seq-len", "4", "--batch-size", "1",
+                         "--write-held-out", text.path, "--out", folder.appendingPathComponent("run").path],
+                        mentions: "exists; name a new file")
+        XCTAssertEqual(try Data(contentsOf: text), before)
+    }
+
     func testFileSystemErrorsAreHuman() throws {
         let folder = try temporaryFolder("fs")
         defer { try? FileManager.default.removeItem(at: folder) }
