@@ -55,16 +55,21 @@ public final class AdamW {
                 let n = theta.count
                 let grad = p.grad?.float32Values()
                 let updated = Tensor.makeFloat(theta.shape) { out in
-                    let tp = theta.floatPointer
-                    let gp = grad?.floatPointer
-                    m[i].withUnsafeMutableBufferPointer { mp in
-                        v[i].withUnsafeMutableBufferPointer { vp in
-                            for j in 0..<n {
-                                let g = (gp?[j] ?? 0) * gradientScale
-                                mp[j] = beta1 * mp[j] + (1 - beta1) * g
-                                vp[j] = beta2 * vp[j] + (1 - beta2) * g * g
-                                let mh = mp[j] / c1, vh = vp[j] / c2
-                                out[j] = tp[j] - lr * (mh / (vh.squareRoot() + epsilon) + decay * tp[j])
+                    let tp = UnsafePointer(theta.floatPointer)
+                    let gp = grad.map { UnsafePointer($0.floatPointer) }
+                    let (b1, b2, eps) = (beta1, beta2, epsilon)
+                    m[i].withUnsafeMutableBufferPointer { mb in
+                        v[i].withUnsafeMutableBufferPointer { vb in
+                            let mp = mb.baseAddress!, vp = vb.baseAddress!
+                            // Elementwise, so any split into blocks gives the same bits.
+                            Parallel.forEachBlock(count: n, minimumPerBlock: 32_768) { block in
+                                for j in block {
+                                    let g = (gp?[j] ?? 0) * gradientScale
+                                    mp[j] = b1 * mp[j] + (1 - b1) * g
+                                    vp[j] = b2 * vp[j] + (1 - b2) * g * g
+                                    let mh = mp[j] / c1, vh = vp[j] / c2
+                                    out[j] = tp[j] - lr * (mh / (vh.squareRoot() + eps) + decay * tp[j])
+                                }
                             }
                         }
                     }
