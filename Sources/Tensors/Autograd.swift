@@ -33,7 +33,22 @@ final class GradNode: @unchecked Sendable {
     func accumulate(_ g: Tensor) throws {
         let g = g.dtype == dtype ? g : g.cast(to: dtype)
         lock.lock(); defer { lock.unlock() }
-        if let old = grad { grad = try (old + g).detached() } else { grad = g.detached() }
+        guard var old = grad else { grad = g.detached(); return }
+        grad = nil
+        // A Float32 gradient this node alone holds is added to in place (no new buffer, one
+        // pass); a shared one (a pullback may hand one tensor to several inputs) is copied.
+        if old.dtype == .float32, g.dtype == .float32, old.shape == g.shape, isKnownUniquelyReferenced(&old.storage) {
+            let o = old.storage.bytes.assumingMemoryBound(to: Float.self)
+            let a = UnsafePointer(g.storage.bytes.assumingMemoryBound(to: Float.self))
+            withExtendedLifetime(g) {
+                Parallel.forEachBlock(count: old.count, minimumPerBlock: 65_536) { block in
+                    for i in block { o[i] += a[i] }
+                }
+            }
+            grad = old
+        } else {
+            grad = try (old + g).detached()
+        }
     }
 }
 
