@@ -7,7 +7,7 @@
 // Forward:  W = [W₀; W₁; …] (`[O, K]`, a copy of the weights)   Y = X·Wᵀ   [R, O]   one sgemm
 // Backward, G = ∂L/∂Y:
 //   dX  = G·W                      [R, K]   one sgemm (k = O)
-//   dWᵢ = G[:, offᵢ ..< offᵢ+Oᵢ]ᵀ·X  [Oᵢ, K] one sgemm each, reading G's columns in place
+//   dW  = Gᵀ·X                     [O, K]   one sgemm, then rows offᵢ ..< offᵢ+Oᵢ are dWᵢ
 
 extension Tensor {
     /// `x·[W₀; W₁; …]ᵀ` over the last axis: the projections of `x` by every weight, side by side.
@@ -53,12 +53,15 @@ extension Tensor {
                 BLAS.sgemm(transA: false, transB: false, m: rows, n: k, k: o, alpha: 1, a: gp, lda: o,
                            b: w.floatPointer, ldb: k, beta: 0, c: d, ldc: k)
             } : nil
+            guard needW.contains(true) else { return [dx] + needW.map { _ in nil } }
+            // All weight gradients as one GEMM (a taller product runs faster than several
+            // short ones), then cut into the parameters' tensors.
+            let all = ScratchBuffer(count: o * k)
+            BLAS.sgemm(transA: true, transB: false, m: o, n: k, k: rows, alpha: 1, a: gp, lda: o,
+                       b: xf.floatPointer, ldb: k, beta: 0, c: all.pointer, ldc: k)
             let dw: [Tensor?] = outs.indices.map { i in
                 guard needW[i] else { return nil }
-                return Tensor.makeFloat([outs[i], k]) { d in
-                    BLAS.sgemm(transA: true, transB: false, m: outs[i], n: k, k: rows, alpha: 1, a: gp + offsets[i], lda: o,
-                               b: xf.floatPointer, ldb: k, beta: 0, c: d, ldc: k)
-                }
+                return Tensor.makeFloat([outs[i], k]) { d in d.update(from: all.pointer + offsets[i] * k, count: outs[i] * k) }
             }
             return [dx] + dw
         }
