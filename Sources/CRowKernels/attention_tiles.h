@@ -150,22 +150,42 @@ static void AT_FN(scaleRow)(float *row, long cols, float s) {
 }
 
 static void AT_FN(zeroRows)(float *x, long rows, long cols, long ld) {
+    if (ld == cols) {
+        memset(x, 0, (size_t)(rows * cols) * sizeof(float));
+        return;
+    }
     for (long r = 0; r < rows; r++) memset(x + r * ld, 0, (size_t)cols * sizeof(float));
+}
+
+/// dst[0 ..< n] = src[0 ..< n]: whole vectors, then single floats (no read past n).
+AT_INLINE void AT_FN(copy)(float *dst, const float *src, long n) {
+    long c = 0;
+    for (; c + AT_W <= n; c += AT_W) AT_FN(store)(dst + c, AT_FN(load)(src + c));
+#pragma clang loop vectorize(disable)
+    for (; c < n; c++) dst[c] = src[c];
 }
 
 /// dst[r][c] = src[r·ld + c] for r < rows, c < d; columns d ..< dp zero.
 static void AT_FN(packRows)(float *dst, long dp, const float *src, long ld, long rows, long d) {
     for (long r = 0; r < rows; r++) {
-        memcpy(dst + r * dp, src + r * ld, (size_t)d * sizeof(float));
-        memset(dst + r * dp + d, 0, (size_t)(dp - d) * sizeof(float));
+        float *row = dst + r * dp;
+        for (long c = d / AT_W * AT_W; c < dp; c += AT_W) AT_FN(store)(row + c, AT_FN(splat)(0));
+        AT_FN(copy)(row, src + r * ld, d);
     }
 }
 
-/// dst[c][j] = src[j·ld + c] for j < rows, c < d; columns rows ..< width zero.
+/// dst[r·ld + c] = src[r][c] for r < rows, c < d.
+static void AT_FN(unpackRows)(float *dst, long ld, const float *src, long dp, long rows, long d) {
+    for (long r = 0; r < rows; r++) AT_FN(copy)(dst + r * ld, src + r * dp, d);
+}
+
+/// dst[c][j] = src[j·ld + c] for j < rows, c < d; columns rows ..< width zero. Scalar: a
+/// vectorised form would scatter, slower than plain moves into d open cache lines.
 static void AT_FN(packTransposed)(float *dst, long width, const float *src, long ld, long rows, long d) {
     for (long c = 0; c < d; c++) memset(dst + c * width + rows, 0, (size_t)(width - rows) * sizeof(float));
     for (long j = 0; j < rows; j++) {
         const float *s = src + j * ld;
+#pragma clang loop vectorize(disable)
         for (long c = 0; c < d; c++) dst[c * width + j] = s[c];
     }
 }
@@ -267,9 +287,8 @@ static void AT_FN(forward)(const mtp_attention_unit *u, float *ws) {
             }
             for (long r = 0; r < rows; r++) {
                 const float inv = p.l[r] > 0 ? 1 / p.l[r] : 0;
-                float *dst = o + (i0 + r) * u->o_row;
-                const float *src = p.acc + r * dp;
-                for (long c = 0; c < d; c++) dst[c] = src[c] * inv;
+                AT_FN(scaleRow)(p.acc + r * dp, dp, inv);
+                AT_FN(copy)(o + (i0 + r) * u->o_row, p.acc + r * dp, d);
                 lse[i0 + r] = p.l[r] > 0 ? p.m[r] + logf(p.l[r]) : -INFINITY;
             }
         }
@@ -299,15 +318,17 @@ static void AT_FN(backward)(const mtp_attention_unit *u, float *ws) {
             AT_FN(packRows)(p.gp, dp, g + i0 * u->dout_row, u->dout_row, rows, d);
             AT_FN(zeroRows)(p.qp + rows * dp, rowsPadded - rows, dp, dp);
             AT_FN(zeroRows)(p.gp + rows * dp, rowsPadded - rows, dp, dp);
-            AT_FN(zeroRows)(p.acc, rowsPadded, dp, dp);
+            // D = rowsum(dO ⊙ O), O read through the packed block's zero-padded columns.
+            AT_FN(packRows)(p.acc, dp, o + i0 * u->o_row, u->o_row, rows, d);
             for (long r = 0; r < rowsPadded; r++) {
+                VF sum = AT_FN(splat)(0);
+                if (r < rows)
+                    for (long c = 0; c < dp; c += AT_W) sum += AT_FN(load)(p.gp + r * dp + c) * AT_FN(load)(p.acc + r * dp + c);
                 float D = 0;
-                if (r < rows) {
-                    const float *orow = o + (i0 + r) * u->o_row, *grow = p.gp + r * dp;
-                    for (long c = 0; c < d; c++) D += grow[c] * orow[c];
-                }
+                for (int l = 0; l < AT_W; l++) D += sum[l];
                 p.dd[r] = D;
             }
+            AT_FN(zeroRows)(p.acc, rowsPadded, dp, dp);
             long from, to;
             AT_FN(blockKeys)(u, i0, rows, &from, &to);
             for (long j0 = from; j0 < to; j0 += AT_BC) {
@@ -334,13 +355,11 @@ static void AT_FN(backward)(const mtp_attention_unit *u, float *ws) {
                 AT_FN(gemm)(keysPadded, nvd, rows, p.ds, 1, AT_BC, p.qp, dp, p.dk + j0 * dp, dp, 1);
                 AT_FN(gemm)(rowsPadded, nvd, w, p.ds, AT_BC, 1, p.kv + j0 * dp, dp, p.acc, dp, 1);
             }
-            for (long r = 0; r < rows; r++) memcpy(dq + (i0 + r) * u->dq_row, p.acc + r * dp, (size_t)d * sizeof(float));
+            AT_FN(unpackRows)(dq + i0 * u->dq_row, u->dq_row, p.acc, dp, rows, d);
         }
     }
-    for (long j = 0; j < sk; j++) {
-        memcpy(u->dk + j * u->dk_row, p.dk + j * dp, (size_t)d * sizeof(float));
-        memcpy(u->dv + j * u->dv_row, p.dv + j * dp, (size_t)d * sizeof(float));
-    }
+    AT_FN(unpackRows)(u->dk, u->dk_row, p.dk, dp, sk, d);
+    AT_FN(unpackRows)(u->dv, u->dv_row, p.dv, dp, sk, d);
 }
 
 #undef VF

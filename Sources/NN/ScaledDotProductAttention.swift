@@ -136,13 +136,20 @@ final class KeySpans: @unchecked Sendable {
         var runStart = [Int](repeating: 0, count: sk)
         for b in 0..<rows {
             let keys = kIDs + b * keyDocuments.batchStride, queries = qIDs + b * queryDocuments.batchStride
+            // One dictionary entry per run of equal ids, one look-up per run of query ids.
             var first: [Int64: Int] = [:]
             for j in 0..<sk {
-                if first[keys[j]] == nil { first[keys[j]] = j }
-                runStart[j] = j > 0 && keys[j] == keys[j - 1] ? runStart[j - 1] : j
+                if j > 0 && keys[j] == keys[j - 1] {
+                    runStart[j] = runStart[j - 1]
+                } else {
+                    runStart[j] = j
+                    if first[keys[j]] == nil { first[keys[j]] = j }
+                }
             }
+            var lastID: Int64?, start = 0
             for i in 0..<sq {
-                let own = i + shift, id = queries[i], start = first[id] ?? sk, at = b * sq + i
+                let own = i + shift, id = queries[i], at = b * sq + i
+                if id != lastID { (lastID, start) = (id, first[id] ?? sk) }
                 let from = Swift.min(start, own + 1)
                 (lo + at).initialize(to: Int32(from))
                 (hi + at).initialize(to: Int32(own + 1))
