@@ -31,12 +31,12 @@ AT_INLINE void AT_FN(store)(float *p, VF v) { __builtin_memcpy(p, &v, sizeof v);
 AT_INLINE VF AT_FN(splat)(float x) { return (VF)(x); }
 
 /// e^x for x ≤ ~0 (the shifted scores of a softmax): x = n·ln2 + r, |r| ≤ ln2/2, e^r by its
-/// degree-7 Taylor polynomial, times 2^n. Below −87.33 (e^x < 2⁻¹²⁶, only ever a
-/// probability next to a maximum of 1) the result is 0, as for −inf.
+/// degree-7 Taylor polynomial, times 2^n. Below −87.3 (e^x < 2⁻¹²⁵, only ever a
+/// probability next to a maximum of 1) the result is 0, as for −inf; NaN stays NaN.
 AT_INLINE VF AT_FN(exp)(VF x) {
     const VF floor = AT_FN(splat)(-87.3f);
     const VI under = x < floor;
-    const VF xc = __builtin_elementwise_max(x, floor);
+    const VF xc = (VF)(((VI)floor & under) | ((VI)x & ~under));
     const VF magic = AT_FN(splat)(12582912.0f);
     const VF t = xc * 1.44269504088896341f + magic;
     const VF n = t - magic;
@@ -103,13 +103,15 @@ static void AT_FN(gemm)(long m, long nv, long kn, const float *a, long ars, long
 // MARK: - Rows
 
 /// Scores row ← scale·row where key j0 + j is visible (a ≤ j < e, and the ids match unless
-/// the row is pure), −inf elsewhere, for j < cols (a multiple of W); returns the row's max.
+/// the row is pure), −inf elsewhere, for j < cols (a multiple of W); returns the row's max
+/// (NaN when a score is NaN).
 static float AT_FN(maskRow)(float *row, long cols, long a, long e, float scale, int pure, const int64_t *keyIDs,
                             int64_t queryID) {
     const VF sc = AT_FN(splat)(scale), ninf = AT_FN(splat)(-INFINITY);
     VI lane;
     for (int i = 0; i < AT_W; i++) lane[i] = i;
     VF mx = ninf;
+    VI nan = (VI)(0);
     for (long j = 0; j < cols; j += AT_W) {
         const VI idx = lane + (int)j;
         const VI in = (idx >= (int)a) & (idx < (int)e);
@@ -117,16 +119,25 @@ static float AT_FN(maskRow)(float *row, long cols, long a, long e, float scale, 
         const VF y = (VF)(((VI)x & in) | ((VI)ninf & ~in));
         AT_FN(store)(row + j, y);
         mx = __builtin_elementwise_max(mx, y);
+        nan |= y != y;
     }
     if (!pure) {
         for (long j = a; j < e; j++) {
             if (keyIDs[j] != queryID) row[j] = -INFINITY;
         }
         mx = ninf;
-        for (long j = 0; j < cols; j += AT_W) mx = __builtin_elementwise_max(mx, AT_FN(load)(row + j));
+        nan = (VI)(0);
+        for (long j = 0; j < cols; j += AT_W) {
+            const VF y = AT_FN(load)(row + j);
+            mx = __builtin_elementwise_max(mx, y);
+            nan |= y != y;
+        }
     }
     float m = -INFINITY;
-    for (int i = 0; i < AT_W; i++) m = mx[i] > m ? mx[i] : m;
+    for (int i = 0; i < AT_W; i++) {
+        if (nan[i]) return NAN;
+        m = mx[i] > m ? mx[i] : m;
+    }
     return m;
 }
 
@@ -276,7 +287,7 @@ static void AT_FN(forward)(const mtp_attention_unit *u, float *ws) {
                         memset(row, 0, (size_t)cols * sizeof(float));
                         continue;
                     }
-                    const float m = mx > p.m[r] ? mx : p.m[r];
+                    const float m = mx > p.m[r] || mx != mx ? mx : p.m[r];
                     const float alpha = AT_FN(exp1)(p.m[r] - m);
                     const float sum = AT_FN(expRow)(row, cols, m);
                     p.l[r] = p.l[r] * alpha + sum;
@@ -286,10 +297,10 @@ static void AT_FN(forward)(const mtp_attention_unit *u, float *ws) {
                 AT_FN(gemm)(rowsPadded, nvd, w, p.s, AT_BC, 1, p.kv + j0 * dp, dp, p.acc, dp, 1);
             }
             for (long r = 0; r < rows; r++) {
-                const float inv = p.l[r] > 0 ? 1 / p.l[r] : 0;
+                const float inv = p.l[r] == 0 ? 0 : 1 / p.l[r];
                 AT_FN(scaleRow)(p.acc + r * dp, dp, inv);
                 AT_FN(copy)(o + (i0 + r) * u->o_row, p.acc + r * dp, d);
-                lse[i0 + r] = p.l[r] > 0 ? p.m[r] + logf(p.l[r]) : -INFINITY;
+                lse[i0 + r] = p.l[r] == 0 ? -INFINITY : p.m[r] + logf(p.l[r]);
             }
         }
     }

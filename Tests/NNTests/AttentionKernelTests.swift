@@ -15,7 +15,7 @@ import XCTest
 /// ids `[B, Sq]` and `[B, Sk]` (nil: plain causal).
 private struct Problem {
     let shape: AttentionShape
-    let q: [Float], k: [Float], v: [Float], g: [Float]
+    var q: [Float], k: [Float], v: [Float], g: [Float]
     let queryIDs: [Int64]?, keyIDs: [Int64]?
 
     init(batch: Int, heads: Int, keyValueHeads: Int, queries: Int, keys: Int, dimension: Int,
@@ -296,6 +296,20 @@ final class AttentionKernelTests: XCTestCase {
         for g in [1, 2, 4] {
             let p = Problem(batch: 2, heads: 4, keyValueHeads: g, length: 41, dimension: 5, ids: ids, seed: 40 + UInt64(g))
             check(p, "packed, g = \(g)", placement: .packed(p.shape, pad: 3))
+        }
+    }
+
+    func testNaNReachesExactlyTheRowsThatSeeIt() {
+        // A NaN query poisons its own row; a NaN key every later row of its document.
+        var p = Problem(batch: 1, heads: 1, keyValueHeads: 1, length: 20, dimension: 4, ids: documents([8, 12]), seed: 60)
+        p.q[5 * 4 + 1] = .nan
+        p.k[11 * 4 + 2] = .nan
+        for variant in Linear.KernelVariant.supported {
+            let o = runKernel(p, .headsFirst(p.shape), variant: variant).o
+            for i in 0..<20 {
+                let poisoned = i == 5 || i >= 11
+                XCTAssertEqual(o[(i * 4)..<(i * 4 + 4)].contains { $0.isNaN }, poisoned, "row \(i) [\(variant)]")
+            }
         }
     }
 
