@@ -28,6 +28,8 @@
 static inline long AT_blockRows(long queries) { return queries <= 128 ? 16 : 32; }
 
 #define AT_MR 4
+
+typedef float float4 __attribute__((ext_vector_type(4)));
 #define AT_BR 32
 #define AT_BC 64
 

@@ -168,10 +168,16 @@ static void AT_FN(zeroRows)(float *x, long rows, long cols, long ld) {
     for (long r = 0; r < rows; r++) memset(x + r * ld, 0, (size_t)cols * sizeof(float));
 }
 
-/// dst[0 ..< n] = src[0 ..< n]: whole vectors, then single floats (no read past n).
+/// dst[0 ..< n] = src[0 ..< n]: whole vectors, then 4 floats at a time, then single floats
+/// (no read past n).
 AT_INLINE void AT_FN(copy)(float *dst, const float *src, long n) {
     long c = 0;
     for (; c + AT_W <= n; c += AT_W) AT_FN(store)(dst + c, AT_FN(load)(src + c));
+    for (; c + 4 <= n; c += 4) {
+        float4 v;
+        __builtin_memcpy(&v, src + c, sizeof v);
+        __builtin_memcpy(dst + c, &v, sizeof v);
+    }
 #pragma clang loop vectorize(disable)
     for (; c < n; c++) dst[c] = src[c];
 }
@@ -190,14 +196,34 @@ static void AT_FN(unpackRows)(float *dst, long ld, const float *src, long dp, lo
     for (long r = 0; r < rows; r++) AT_FN(copy)(dst + r * ld, src + r * dp, d);
 }
 
-/// dst[c][j] = src[j·ld + c] for j < rows, c < d; columns rows ..< width zero. Scalar: a
-/// vectorised form would scatter, slower than plain moves into d open cache lines.
+/// dst[c][j] = src[j·ld + c] for j < rows, c < d; columns rows ..< width zero. In 4 × 4
+/// blocks (four loads, eight shuffles, four stores), the edges one float at a time.
 static void AT_FN(packTransposed)(float *dst, long width, const float *src, long ld, long rows, long d) {
     for (long c = 0; c < d; c++) memset(dst + c * width + rows, 0, (size_t)(width - rows) * sizeof(float));
-    for (long j = 0; j < rows; j++) {
-        const float *s = src + j * ld;
+    const long rows4 = rows / 4 * 4, d4 = d / 4 * 4;
+    for (long j = 0; j < rows4; j += 4) {
+        for (long c = 0; c < d4; c += 4) {
+            float4 r0, r1, r2, r3;
+            __builtin_memcpy(&r0, src + (j + 0) * ld + c, sizeof r0);
+            __builtin_memcpy(&r1, src + (j + 1) * ld + c, sizeof r1);
+            __builtin_memcpy(&r2, src + (j + 2) * ld + c, sizeof r2);
+            __builtin_memcpy(&r3, src + (j + 3) * ld + c, sizeof r3);
+            const float4 t0 = __builtin_shufflevector(r0, r1, 0, 4, 1, 5), t1 = __builtin_shufflevector(r0, r1, 2, 6, 3, 7);
+            const float4 t2 = __builtin_shufflevector(r2, r3, 0, 4, 1, 5), t3 = __builtin_shufflevector(r2, r3, 2, 6, 3, 7);
+            const float4 c0 = __builtin_shufflevector(t0, t2, 0, 1, 4, 5), c1 = __builtin_shufflevector(t0, t2, 2, 3, 6, 7);
+            const float4 c2 = __builtin_shufflevector(t1, t3, 0, 1, 4, 5), c3 = __builtin_shufflevector(t1, t3, 2, 3, 6, 7);
+            __builtin_memcpy(dst + (c + 0) * width + j, &c0, sizeof c0);
+            __builtin_memcpy(dst + (c + 1) * width + j, &c1, sizeof c1);
+            __builtin_memcpy(dst + (c + 2) * width + j, &c2, sizeof c2);
+            __builtin_memcpy(dst + (c + 3) * width + j, &c3, sizeof c3);
+        }
 #pragma clang loop vectorize(disable)
-        for (long c = 0; c < d; c++) dst[c * width + j] = s[c];
+        for (long c = d4; c < d; c++)
+            for (long i = j; i < j + 4; i++) dst[c * width + i] = src[i * ld + c];
+    }
+    for (long j = rows4; j < rows; j++) {
+#pragma clang loop vectorize(disable)
+        for (long c = 0; c < d; c++) dst[c * width + j] = src[j * ld + c];
     }
 }
 
