@@ -115,7 +115,7 @@ int mtp_attention_variant(void) {
 }
 
 static void check(int variant, const mtp_attention_unit *u) {
-    if (!mtp_rows_supported(variant) || u->queries < 1 || u->keys < 1 || u->dim < 1 || u->heads < 1 ||
+    if (!mtp_rows_supported(variant) || u->queries < 0 || u->keys < u->queries || u->dim < 0 || u->heads < 0 ||
         u->keys > 0x3FFFFFFF)
         abort();
 }

@@ -112,12 +112,12 @@ final class KeySpans: @unchecked Sendable {
 
     init(shape: AttentionShape, queryDocuments: DocumentIDs?, keyDocuments: DocumentIDs?) {
         let sq = shape.queries, sk = shape.keys, shift = sk - sq
-        precondition(sq >= 1 && sk >= sq && sk < Int(Int32.max), "attention spans: \(sq) queries, \(sk) keys")
+        precondition(sq >= 0 && sk >= sq && sk < Int(Int32.max), "attention spans: \(sq) queries, \(sk) keys")
         guard let queryDocuments, let keyDocuments else {
             rows = 1
             (rowStride, queryStride, keyStride) = (0, 0, 0)
-            lo = .allocate(capacity: sq)
-            hi = .allocate(capacity: sq)
+            lo = .allocate(capacity: Swift.max(1, sq))
+            hi = .allocate(capacity: Swift.max(1, sq))
             lo.initialize(repeating: 0, count: sq)
             for i in 0..<sq { (hi + i).initialize(to: Int32(i + shift + 1)) }
             (pure, queryIDs, keyIDs) = (nil, nil, nil)
@@ -126,13 +126,13 @@ final class KeySpans: @unchecked Sendable {
         let shared = queryDocuments.batchStride == 0 && keyDocuments.batchStride == 0
         rows = shared ? 1 : shape.batch
         (rowStride, queryStride, keyStride) = (shared ? 0 : sq, queryDocuments.batchStride, keyDocuments.batchStride)
-        let qIDs = UnsafeMutablePointer<Int64>.allocate(capacity: queryDocuments.ids.count)
-        let kIDs = UnsafeMutablePointer<Int64>.allocate(capacity: keyDocuments.ids.count)
+        let qIDs = UnsafeMutablePointer<Int64>.allocate(capacity: Swift.max(1, queryDocuments.ids.count))
+        let kIDs = UnsafeMutablePointer<Int64>.allocate(capacity: Swift.max(1, keyDocuments.ids.count))
         qIDs.initialize(from: queryDocuments.ids, count: queryDocuments.ids.count)
         kIDs.initialize(from: keyDocuments.ids, count: keyDocuments.ids.count)
-        let lo = UnsafeMutablePointer<Int32>.allocate(capacity: rows * sq)
-        let hi = UnsafeMutablePointer<Int32>.allocate(capacity: rows * sq)
-        let pure = UnsafeMutablePointer<UInt8>.allocate(capacity: rows * sq)
+        let lo = UnsafeMutablePointer<Int32>.allocate(capacity: Swift.max(1, rows * sq))
+        let hi = UnsafeMutablePointer<Int32>.allocate(capacity: Swift.max(1, rows * sq))
+        let pure = UnsafeMutablePointer<UInt8>.allocate(capacity: Swift.max(1, rows * sq))
         var runStart = [Int](repeating: 0, count: sk)
         for b in 0..<rows {
             let keys = kIDs + b * keyDocuments.batchStride, queries = qIDs + b * queryDocuments.batchStride

@@ -299,6 +299,20 @@ final class AttentionKernelTests: XCTestCase {
         }
     }
 
+    func testEmptyShapes() throws {
+        // No queries: the keys get zero gradients (every element written). No rows, heads or
+        // tokens: nothing to do, nothing traps.
+        check(Problem(batch: 1, heads: 2, keyValueHeads: 1, queries: 0, keys: 5, dimension: 3, seed: 70), "Sq = 0")
+        for shape in [[0, 2, 4, 3], [2, 2, 0, 3], [1, 2, 3, 0]] {
+            let q = Tensor.zeros(shape).requiringGrad(), k = Tensor.zeros(shape).requiringGrad()
+            let v = Tensor.zeros(shape).requiringGrad()
+            let y = try scaledDotProductAttention(q, k, v)
+            XCTAssertEqual(y.shape, shape)
+            try y.backward(Tensor.zeros(shape))
+            XCTAssertEqual(q.grad?.shape, shape)
+        }
+    }
+
     func testNaNReachesExactlyTheRowsThatSeeIt() {
         // A NaN query poisons its own row; a NaN key every later row of its document.
         var p = Problem(batch: 1, heads: 1, keyValueHeads: 1, length: 20, dimension: 4, ids: documents([8, 12]), seed: 60)
