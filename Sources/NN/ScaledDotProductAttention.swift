@@ -108,13 +108,11 @@ final class KeySpans: @unchecked Sendable {
     let rowStride: Int
     let queryStride: Int
     let keyStride: Int
-    private let rows: Int
 
     init(shape: AttentionShape, queryDocuments: DocumentIDs?, keyDocuments: DocumentIDs?) {
         let sq = shape.queries, sk = shape.keys, shift = sk - sq
         precondition(sq >= 0 && sk >= sq && sk < Int(Int32.max), "attention spans: \(sq) queries, \(sk) keys")
         guard let queryDocuments, let keyDocuments else {
-            rows = 1
             (rowStride, queryStride, keyStride) = (0, 0, 0)
             lo = .allocate(capacity: Swift.max(1, sq))
             hi = .allocate(capacity: Swift.max(1, sq))
@@ -124,7 +122,7 @@ final class KeySpans: @unchecked Sendable {
             return
         }
         let shared = queryDocuments.batchStride == 0 && keyDocuments.batchStride == 0
-        rows = shared ? 1 : shape.batch
+        let rows = shared ? 1 : shape.batch
         (rowStride, queryStride, keyStride) = (shared ? 0 : sq, queryDocuments.batchStride, keyDocuments.batchStride)
         let qIDs = UnsafeMutablePointer<Int64>.allocate(capacity: Swift.max(1, queryDocuments.ids.count))
         let kIDs = UnsafeMutablePointer<Int64>.allocate(capacity: Swift.max(1, keyDocuments.ids.count))
