@@ -3,7 +3,7 @@ import PackageDescription
 
 // The module layering (arrows point to what a module imports; nothing imports sideways):
 //   mtp → LossCases, Generation, Training, Pipeline → Data, Model → MTP → NN, Losses → Tensors → CBLAS
-//   NN → CRowKernels (the decoding projection for a few rows)
+//   NN → CRowKernels (the decoding projection for a few rows, the attention tiles)
 //   mtp → Distributed → Training, Pipeline, CMPI (OpenMPI)
 
 let package = Package(
@@ -45,7 +45,7 @@ let package = Package(
             providers: [.apt(["libopenmpi-dev", "openmpi-bin"])]
         ),
 
-        // The few-row decoding projection (AVX2 / AVX-512 chosen at run time; see its README).
+        // The few-row decoding projection and the attention tiles (AVX2 / AVX-512 chosen at run time; see its README).
         .target(name: "CRowKernels"),
 
         // MARK: Core

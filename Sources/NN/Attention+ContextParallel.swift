@@ -124,25 +124,28 @@ extension Attention {
         let keys = globalOrder(0), values = globalOrder(1)
         let shapes = mine.map { AttentionShape(batch: b, heads: heads, keyValueHeads: heads, queries: m, keys: $0.upperBound, dimension: d) }
         let qf = q.float32Values()
-        let probabilities = shapes.map { Tensor.uninitialized([$0.pairs, m, $0.keys], dtype: .float32) }
-        let out = Tensor.makeFloat([b, l, h]) { o in
+        let logSumExp = shapes.map { Tensor.uninitialized([$0.pairs, m], dtype: .float32) }
+        let exact = Tensor.makeFloat([b, l, h]) { o in
             for j in 0..<2 {
                 AttentionKernel.forward(q: qf.floatPointer + j * m * h, local, k: keys.floatPointer, global,
                                         v: values.floatPointer, global, out: o + j * m * h, local,
-                                        probabilities: probabilities[j].floatPointer, shape: shapes[j],
+                                        logSumExp: logSumExp[j].floatPointer, shape: shapes[j],
                                         queryDocuments: queryDocuments[j], keyDocuments: keyDocuments)
             }
-        }.rounded(to: DType.promoted(q.dtype, DType.promoted(k.dtype, v.dtype)))
+        }
+        let out = exact.rounded(to: DType.promoted(q.dtype, DType.promoted(k.dtype, v.dtype)))
         let attended = out.recording([q, k, v]) { g in
             let gf = g.float32Values()
             let dq = Tensor.uninitialized([b, l, h], dtype: .float32)
             // Each chunk's call writes the first keys.count rows of its own buffers; their sum is dK, dV.
             let dk = (0..<2).map { _ in Tensor.zeros([b, s, h]) }, dv = (0..<2).map { _ in Tensor.zeros([b, s, h]) }
             for j in 0..<2 {
-                AttentionKernel.backward(gradOut: gf.floatPointer + j * m * h, local, probabilities: probabilities[j].floatPointer,
+                AttentionKernel.backward(gradOut: gf.floatPointer + j * m * h, local, out: exact.floatPointer + j * m * h, local,
+                                         logSumExp: logSumExp[j].floatPointer,
                                          q: qf.floatPointer + j * m * h, local, k: keys.floatPointer, global,
                                          v: values.floatPointer, global, dq: dq.floatPointer + j * m * h,
-                                         dk: dk[j].floatPointer, dv: dv[j].floatPointer, shape: shapes[j])
+                                         dk: dk[j].floatPointer, dv: dv[j].floatPointer, shape: shapes[j],
+                                         queryDocuments: queryDocuments[j], keyDocuments: keyDocuments)
             }
             // Block r of the reduce-scatter is rank r's [dK | dV], its two chunks in its order.
             var send = [Float](repeating: 0, count: group.size * 2 * block)

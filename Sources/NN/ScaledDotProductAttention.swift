@@ -6,18 +6,26 @@
 // Grouped-query attention: query head h reads key/value head h / (n/g); g = n is plain
 // multi-head attention. Query i sits at key position
 // i + Sk − Sq and may see key j when j ≤ i + Sk − Sq and doc(j) = doc(i).
-// Forward, per (batch, head):
-//   S = c · Q·Kᵀ                          [Sq, Sk]   sgemm
-//   P = softmax over the allowed keys of each row (0 elsewhere)
-//   O = P·V                               [Sq, d]    sgemm
-// Backward, with G = ∂L/∂O:
-//   dP = G·Vᵀ                             [Sq, Sk]   sgemm
-//   dS = P ⊙ (dP − rowsum(dP ⊙ P))        (softmax Jacobian; masked entries have P = 0)
-//   dQ = c · dS·K,  dK = c · dSᵀ·Q,  dV = Pᵀ·G       sgemm ×3
-// A key/value head shared by a group of query heads gets the sum of the group's dK, dV:
-// the group's first head writes (β = 0), the others add (β = 1), in head order.
-// P is kept from the forward ([B, n, Sq, Sk] floats); softmax rows run in parallel.
+// Forward, per (batch, head), as FlashAttention: a block of query rows walks the key tiles
+// its rows may see with a running max and sum, so S = c·Q·Kᵀ and P = softmax(S) never
+// exist beyond one tile:
+//   O = P·V                               [Sq, d]
+//   lse = log Σ_j exp(S_ij) over the visible keys        [Sq], kept for the backward
+// Backward, with G = ∂L/∂O (FlashAttention-2), per (batch, key/value head):
+//   P = exp(S − lse) again, tile by tile;  dP = G·Vᵀ;  D = rowsum(G ⊙ O)
+//   dS = P ⊙ (dP − D)                     (softmax Jacobian; masked entries have P = 0)
+//   dQ = c · dS·K,  dK = c · dSᵀ·Q,  dV = Pᵀ·G
+// A key/value head shared by a group of query heads gets the sum of the group's dK, dV,
+// added in head order by the one thread that owns it: results do not depend on threads.
+// The tile loops are C (CRowKernels/attention_kernels.c: AVX-512, AVX2 or generic, chosen
+// at run time). Which keys a block may see comes from per-row spans (KeySpans): causality
+// bounds each row's keys above, and a row's document bounds them below by its first key,
+// so tiles outside every span are skipped; inside a span, keys of other documents
+// (non-contiguous ids) are masked one by one.
+//
+// Memory kept from forward to backward: O (the output itself) and lse, B·n·Sq floats.
 
+import CRowKernels
 @_spi(Kernels) import Tensors
 
 /// Element strides of a Float32 buffer read as `[B, n, S, d]` (the head dimension is contiguous).
@@ -83,98 +91,176 @@ struct AttentionShape: Sendable {
     func visibleKeys(_ i: Int) -> Int { i + keys - queries + 1 }
 }
 
-/// The fused kernels; pointers are Float32, laid out as their `HeadLayout`s say.
+/// For every query row, the keys its mask can leave visible: `[lo, hi)`, and whether all of
+/// them are (`pure`; otherwise the kernel compares document ids key by key).
 ///
-/// The GEMMs of all (batch, head) pairs are issued one after another from this thread
-/// (BLAS threads each one itself); only the row loops between them run on
-/// `Parallel.forEachBlock`. Calling a threaded OpenBLAS from several threads at once
-/// made its worker threads spin against each other: on 2 cores the block's median time
-/// rose tenfold.
-enum AttentionKernel {
-    /// O = softmax(c·Q·Kᵀ + mask)·V, with P written to `probabilities` (`[B, n, Sq, Sk]`
-    /// contiguous; the backward reads it).
-    static func forward(q: UnsafePointer<Float>, _ ql: HeadLayout, k: UnsafePointer<Float>, _ kl: HeadLayout,
-                        v: UnsafePointer<Float>, _ vl: HeadLayout, out: UnsafeMutablePointer<Float>, _ ol: HeadLayout,
-                        probabilities: UnsafeMutablePointer<Float>, shape: AttentionShape,
-                        queryDocuments: DocumentIDs?, keyDocuments: DocumentIDs?) {
-        precondition(shape.keys >= shape.queries, "attention needs at least as many keys as queries")
-        precondition((queryDocuments == nil) == (keyDocuments == nil), "document ids for queries and keys go together")
-        let sq = shape.queries, sk = shape.keys, d = shape.dimension, heads = shape.heads
-        for pair in 0..<shape.pairs {
-            let b = pair / heads, h = pair % heads
-            BLAS.sgemm(transA: false, transB: true, m: sq, n: sk, k: d, alpha: shape.scale,
-                       a: q + ql.offset(batch: b, head: h), lda: ql.row,
-                       b: k + kl.offset(batch: b, head: shape.keyValueHead(h)), ldb: kl.row, beta: 0,
-                       c: probabilities + pair * sq * sk, ldc: sk)
+/// hi is one past the row's own key position (causality); lo is the first key of the row's
+/// document (0 without documents; hi when no key of it comes first). A row is pure when
+/// every key in `[lo, hi)` has its id, as for contiguous documents.
+final class KeySpans: @unchecked Sendable {
+    let lo: UnsafeMutablePointer<Int32>
+    let hi: UnsafeMutablePointer<Int32>
+    /// nil: every row is pure.
+    let pure: UnsafeMutablePointer<UInt8>?
+    let queryIDs: UnsafeMutablePointer<Int64>?
+    let keyIDs: UnsafeMutablePointer<Int64>?
+    /// Offsets of batch row b: spans at b·rowStride, query ids at b·queryStride, key ids at b·keyStride.
+    let rowStride: Int
+    let queryStride: Int
+    let keyStride: Int
+
+    init(shape: AttentionShape, queryDocuments: DocumentIDs?, keyDocuments: DocumentIDs?) {
+        let sq = shape.queries, sk = shape.keys, shift = sk - sq
+        precondition(sq >= 0 && sk >= sq && sk < Int(Int32.max), "attention spans: \(sq) queries, \(sk) keys")
+        guard let queryDocuments, let keyDocuments else {
+            (rowStride, queryStride, keyStride) = (0, 0, 0)
+            lo = .allocate(capacity: Swift.max(1, sq))
+            hi = .allocate(capacity: Swift.max(1, sq))
+            lo.initialize(repeating: 0, count: sq)
+            for i in 0..<sq { (hi + i).initialize(to: Int32(i + shift + 1)) }
+            (pure, queryIDs, keyIDs) = (nil, nil, nil)
+            return
         }
-        Parallel.forEachBlock(count: shape.pairs * sq, minimumPerBlock: Swift.max(1, 16_384 / Swift.max(1, sk))) { rows in
-            for flat in rows {
-                let pair = flat / sq, i = flat % sq, b = pair / heads
-                let row = probabilities + flat * sk, visible = shape.visibleKeys(i)
-                if let queryDocuments, let keyDocuments {
-                    let doc = queryDocuments.ids[b * queryDocuments.batchStride + i]
-                    keyDocuments.ids.withUnsafeBufferPointer { ids in
-                        let base = b * keyDocuments.batchStride
-                        for j in 0..<visible where ids[base + j] != doc { row[j] = -.infinity }
-                    }
+        let shared = queryDocuments.batchStride == 0 && keyDocuments.batchStride == 0
+        let rows = shared ? 1 : shape.batch
+        (rowStride, queryStride, keyStride) = (shared ? 0 : sq, queryDocuments.batchStride, keyDocuments.batchStride)
+        let qIDs = UnsafeMutablePointer<Int64>.allocate(capacity: Swift.max(1, queryDocuments.ids.count))
+        let kIDs = UnsafeMutablePointer<Int64>.allocate(capacity: Swift.max(1, keyDocuments.ids.count))
+        qIDs.initialize(from: queryDocuments.ids, count: queryDocuments.ids.count)
+        kIDs.initialize(from: keyDocuments.ids, count: keyDocuments.ids.count)
+        let lo = UnsafeMutablePointer<Int32>.allocate(capacity: Swift.max(1, rows * sq))
+        let hi = UnsafeMutablePointer<Int32>.allocate(capacity: Swift.max(1, rows * sq))
+        let pure = UnsafeMutablePointer<UInt8>.allocate(capacity: Swift.max(1, rows * sq))
+        var runStart = [Int](repeating: 0, count: sk)
+        for b in 0..<rows {
+            let keys = kIDs + b * keyDocuments.batchStride, queries = qIDs + b * queryDocuments.batchStride
+            // One dictionary entry per run of equal ids, one look-up per run of query ids.
+            var first: [Int64: Int] = [:]
+            for j in 0..<sk {
+                if j > 0 && keys[j] == keys[j - 1] {
+                    runStart[j] = runStart[j - 1]
+                } else {
+                    runStart[j] = j
+                    if first[keys[j]] == nil { first[keys[j]] = j }
                 }
-                let m = RowMath.max(row, visible)
-                if m == -.infinity {
-                    // No visible key (impossible for self-attention: a token sees itself).
-                    row.update(repeating: 0, count: sk)
-                    continue
-                }
-                let total = RowMath.expInPlace(row, visible, shift: m)
-                RowMath.scale(row, visible, by: 1 / total)
-                if visible < sk { (row + visible).update(repeating: 0, count: sk - visible) }
+            }
+            var lastID: Int64?, start = 0
+            for i in 0..<sq {
+                let own = i + shift, id = queries[i], at = b * sq + i
+                if id != lastID { (lastID, start) = (id, first[id] ?? sk) }
+                let from = Swift.min(start, own + 1)
+                (lo + at).initialize(to: Int32(from))
+                (hi + at).initialize(to: Int32(own + 1))
+                (pure + at).initialize(to: keys[own] == id && runStart[own] <= from ? 1 : 0)
             }
         }
-        for pair in 0..<shape.pairs {
-            let b = pair / heads, h = pair % heads
-            BLAS.sgemm(transA: false, transB: false, m: sq, n: d, k: sk, alpha: 1, a: probabilities + pair * sq * sk, lda: sk,
-                       b: v + vl.offset(batch: b, head: shape.keyValueHead(h)), ldb: vl.row, beta: 0,
-                       c: out + ol.offset(batch: b, head: h), ldc: ol.row)
+        (self.lo, self.hi, self.pure, queryIDs, keyIDs) = (lo, hi, pure, qIDs, kIDs)
+    }
+
+    deinit {
+        lo.deallocate()
+        hi.deallocate()
+        pure?.deallocate()
+        queryIDs?.deallocate()
+        keyIDs?.deallocate()
+    }
+
+    /// A unit of batch row b with these spans and sizes; the caller sets the data pointers.
+    func unit(batch b: Int, heads: Int, shape: AttentionShape) -> mtp_attention_unit {
+        var u = mtp_attention_unit()
+        u.queries = shape.queries
+        u.keys = shape.keys
+        u.dim = shape.dimension
+        u.heads = heads
+        u.scale = shape.scale
+        u.lo = UnsafePointer(lo + b * rowStride)
+        u.hi = UnsafePointer(hi + b * rowStride)
+        u.pure = pure.map { UnsafePointer($0 + b * rowStride) }
+        u.query_ids = queryIDs.map { UnsafePointer($0 + b * queryStride) }
+        u.key_ids = keyIDs.map { UnsafePointer($0 + b * keyStride) }
+        return u
+    }
+}
+
+/// The fused kernels; pointers are Float32, laid out as their `HeadLayout`s say (any row
+/// stride: q, k, v may be column slices of one packed projection output).
+///
+/// The forward runs (batch, head) pairs in parallel, the backward (batch, key/value head)
+/// units, each on one thread from start to end; the C kernel calls no BLAS.
+enum AttentionKernel {
+    /// O = softmax(c·Q·Kᵀ + mask)·V, with the log-sum-exp of every row's scores written to
+    /// `logSumExp` (`[B, n, Sq]` contiguous; −inf for a row that sees no key, whose O is 0).
+    /// Every element of `out`'s `[B, n, Sq, d]` is written.
+    static func forward(q: UnsafePointer<Float>, _ ql: HeadLayout, k: UnsafePointer<Float>, _ kl: HeadLayout,
+                        v: UnsafePointer<Float>, _ vl: HeadLayout, out: UnsafeMutablePointer<Float>, _ ol: HeadLayout,
+                        logSumExp: UnsafeMutablePointer<Float>, shape: AttentionShape,
+                        queryDocuments: DocumentIDs?, keyDocuments: DocumentIDs?,
+                        variant: Int32 = mtp_attention_variant()) {
+        precondition(shape.keys >= shape.queries, "attention needs at least as many keys as queries")
+        precondition((queryDocuments == nil) == (keyDocuments == nil), "document ids for queries and keys go together")
+        let spans = KeySpans(shape: shape, queryDocuments: queryDocuments, keyDocuments: keyDocuments)
+        let sq = shape.queries, heads = shape.heads
+        Parallel.forEachBlock(count: shape.pairs) { pairs in
+            let workspace = ScratchBuffer(count: mtp_attention_workspace(shape.keys, shape.dimension))
+            for pair in pairs {
+                let b = pair / heads, h = pair % heads, kvHead = shape.keyValueHead(h)
+                var u = spans.unit(batch: b, heads: 1, shape: shape)
+                u.q = q + ql.offset(batch: b, head: h)
+                u.q_row = ql.row
+                u.k = k + kl.offset(batch: b, head: kvHead)
+                u.k_row = kl.row
+                u.v = v + vl.offset(batch: b, head: kvHead)
+                u.v_row = vl.row
+                u.o = out + ol.offset(batch: b, head: h)
+                u.o_row = ol.row
+                u.lse = logSumExp + pair * sq
+                mtp_attention_forward_variant(variant, &u, workspace.pointer)
+            }
         }
     }
 
-    /// Writes dQ, dK, dV (laid out like Q, K, V) from G = ∂L/∂O and the kept P.
-    static func backward(gradOut g: UnsafePointer<Float>, _ gl: HeadLayout, probabilities: UnsafePointer<Float>,
+    /// Writes dQ, dK, dV (laid out like Q, K, V; every element, nothing read) from
+    /// G = ∂L/∂O, the forward's output O and its `logSumExp`.
+    static func backward(gradOut g: UnsafePointer<Float>, _ gl: HeadLayout, out o: UnsafePointer<Float>, _ ol: HeadLayout,
+                         logSumExp: UnsafePointer<Float>,
                          q: UnsafePointer<Float>, _ ql: HeadLayout, k: UnsafePointer<Float>, _ kl: HeadLayout,
                          v: UnsafePointer<Float>, _ vl: HeadLayout,
                          dq: UnsafeMutablePointer<Float>, dk: UnsafeMutablePointer<Float>, dv: UnsafeMutablePointer<Float>,
-                         shape: AttentionShape) {
-        let sq = shape.queries, sk = shape.keys, d = shape.dimension, heads = shape.heads, scale = shape.scale
-        let scratch = ScratchBuffer(count: shape.pairs * sq * sk)
-        let ds = scratch.pointer
-        // dP = G·Vᵀ.
-        for pair in 0..<shape.pairs {
-            let b = pair / heads, h = pair % heads
-            BLAS.sgemm(transA: false, transB: true, m: sq, n: sk, k: d, alpha: 1, a: g + gl.offset(batch: b, head: h), lda: gl.row,
-                       b: v + vl.offset(batch: b, head: shape.keyValueHead(h)), ldb: vl.row, beta: 0,
-                       c: ds + pair * sq * sk, ldc: sk)
-        }
-        // dS = P ⊙ (dP − rowsum(dP ⊙ P)), in place.
-        Parallel.forEachBlock(count: shape.pairs * sq, minimumPerBlock: Swift.max(1, 16_384 / Swift.max(1, sk))) { rows in
-            for flat in rows {
-                let pr = probabilities + flat * sk, dr = ds + flat * sk, visible = shape.visibleKeys(flat % sq)
-                let r = RowMath.dot(pr, UnsafePointer(dr), visible)
-                for j in 0..<visible { dr[j] = pr[j] * (dr[j] - r) }
-                if visible < sk { (dr + visible).update(repeating: 0, count: sk - visible) }
+                         shape: AttentionShape, queryDocuments: DocumentIDs?, keyDocuments: DocumentIDs?,
+                         variant: Int32 = mtp_attention_variant()) {
+        precondition(shape.keys >= shape.queries, "attention needs at least as many keys as queries")
+        precondition((queryDocuments == nil) == (keyDocuments == nil), "document ids for queries and keys go together")
+        let spans = KeySpans(shape: shape, queryDocuments: queryDocuments, keyDocuments: keyDocuments)
+        let sq = shape.queries, groups = shape.keyValueHeads, group = shape.group
+        Parallel.forEachBlock(count: shape.batch * groups) { units in
+            let workspace = ScratchBuffer(count: mtp_attention_workspace(shape.keys, shape.dimension))
+            for unit in units {
+                let b = unit / groups, kvHead = unit % groups, h = kvHead * group
+                var u = spans.unit(batch: b, heads: group, shape: shape)
+                u.q = q + ql.offset(batch: b, head: h)
+                u.q_row = ql.row
+                u.q_head = ql.head
+                u.k = k + kl.offset(batch: b, head: kvHead)
+                u.k_row = kl.row
+                u.v = v + vl.offset(batch: b, head: kvHead)
+                u.v_row = vl.row
+                u.o = UnsafeMutablePointer(mutating: o + ol.offset(batch: b, head: h))
+                u.o_row = ol.row
+                u.o_head = ol.head
+                u.lse = UnsafeMutablePointer(mutating: logSumExp + (b * shape.heads + h) * sq)
+                u.lse_head = sq
+                u.dout = g + gl.offset(batch: b, head: h)
+                u.dout_row = gl.row
+                u.dout_head = gl.head
+                u.dq = dq + ql.offset(batch: b, head: h)
+                u.dq_row = ql.row
+                u.dq_head = ql.head
+                u.dk = dk + kl.offset(batch: b, head: kvHead)
+                u.dk_row = kl.row
+                u.dv = dv + vl.offset(batch: b, head: kvHead)
+                u.dv_row = vl.row
+                mtp_attention_backward_variant(variant, &u, workspace.pointer)
             }
-        }
-        for pair in 0..<shape.pairs {
-            let b = pair / heads, h = pair % heads
-            let p = probabilities + pair * sq * sk, dsp = ds + pair * sq * sk
-            let gb = g + gl.offset(batch: b, head: h)
-            let kvHead = shape.keyValueHead(h), beta: Float = h % shape.group == 0 ? 0 : 1
-            BLAS.sgemm(transA: false, transB: false, m: sq, n: d, k: sk, alpha: scale, a: dsp, lda: sk,
-                       b: k + kl.offset(batch: b, head: kvHead), ldb: kl.row, beta: 0,
-                       c: dq + ql.offset(batch: b, head: h), ldc: ql.row)
-            BLAS.sgemm(transA: true, transB: false, m: sk, n: d, k: sq, alpha: scale, a: dsp, lda: sk,
-                       b: q + ql.offset(batch: b, head: h), ldb: ql.row, beta: beta,
-                       c: dk + kl.offset(batch: b, head: kvHead), ldc: kl.row)
-            BLAS.sgemm(transA: true, transB: false, m: sk, n: d, k: sq, alpha: 1, a: p, lda: sk,
-                       b: gb, ldb: gl.row, beta: beta, c: dv + vl.offset(batch: b, head: kvHead), ldc: vl.row)
         }
     }
 
@@ -184,21 +270,23 @@ enum AttentionKernel {
                               shape: AttentionShape, documents: DocumentIDs?) -> Tensor {
         let layout = queryLayout
         let qf = q.float32Values(), kf = k.float32Values(), vf = v.float32Values()
-        let probabilities = Tensor.uninitialized([shape.pairs, shape.queries, shape.keys], dtype: .float32)
-        let out = Tensor.makeFloat(q.shape) { o in
+        let logSumExp = Tensor.uninitialized([shape.pairs, shape.queries], dtype: .float32)
+        let exact = Tensor.makeFloat(q.shape) { o in
             forward(q: qf.floatPointer, layout, k: kf.floatPointer, keyLayout, v: vf.floatPointer, keyLayout,
-                    out: o, layout, probabilities: probabilities.floatPointer, shape: shape,
+                    out: o, layout, logSumExp: logSumExp.floatPointer, shape: shape,
                     queryDocuments: documents, keyDocuments: documents)
-        }.rounded(to: DType.promoted(q.dtype, DType.promoted(k.dtype, v.dtype)))
+        }
+        let out = exact.rounded(to: DType.promoted(q.dtype, DType.promoted(k.dtype, v.dtype)))
         let qShape = q.shape, kShape = k.shape
         return out.recording([q, k, v]) { g in
             let gf = g.float32Values()
             let dq = Tensor.uninitialized(qShape, dtype: .float32)
             let dk = Tensor.uninitialized(kShape, dtype: .float32)
             let dv = Tensor.uninitialized(kShape, dtype: .float32)
-            backward(gradOut: gf.floatPointer, layout, probabilities: probabilities.floatPointer,
+            backward(gradOut: gf.floatPointer, layout, out: exact.floatPointer, layout, logSumExp: logSumExp.floatPointer,
                      q: qf.floatPointer, layout, k: kf.floatPointer, keyLayout, v: vf.floatPointer, keyLayout,
-                     dq: dq.floatPointer, dk: dk.floatPointer, dv: dv.floatPointer, shape: shape)
+                     dq: dq.floatPointer, dk: dk.floatPointer, dv: dv.floatPointer, shape: shape,
+                     queryDocuments: documents, keyDocuments: documents)
             return [dq, dk, dv]
         }
     }

@@ -31,7 +31,8 @@ extension TrainingOptions {
     /// Weights, gradients and AdamW moments (16 bytes a parameter); per token of a
     /// micro-batch, the activations kept for backward in every block (about 12·H + 3·I
     /// floats) and, for the logits losses, the `[V]` logits of every head with their
-    /// gradient; per block and row the `[S, S]` attention probabilities of every head.
+    /// gradient; per block, row and head the `[S]` log-sum-exp the attention keeps for its
+    /// backward (its probabilities are recomputed tile by tile, never stored whole).
     public var estimatedPeakBytes: (parameters: Int?, activations: Int?, attention: Int?) {
         let m = model, p = MemoryBudget.product
         let tokens = p([batchSize, sequenceLength])
@@ -40,7 +41,7 @@ extension TrainingOptions {
         let logitsPerToken = loss.readsLogits ? p([m.vocabularySize, m.mtpDepths + 1, 2]) : p([m.vocabularySize, 2])
         let perToken = MemoryBudget.sum([blocks.flatMap { b in perBlockToken.flatMap { p([b, $0]) } }, logitsPerToken])
         let activations = tokens.flatMap { t in perToken.flatMap { p([t, $0, 4]) } }
-        let attention = blocks.flatMap { p([$0, batchSize, m.heads, sequenceLength, sequenceLength, 4, 2]) }
+        let attention = blocks.flatMap { p([$0, batchSize, m.heads, sequenceLength, 4]) }
         return (m.parameterCount.flatMap { p([$0, 16]) }, activations, attention)
     }
 
@@ -52,7 +53,7 @@ extension TrainingOptions {
         try MemoryBudget.check(bytes: e.activations, for: "--batch-size \(batchSize) × --seq-len \(sequenceLength) tokens "
             + "through \(model.layers + model.mtpDepths) blocks of --hidden \(model.hiddenSize) (vocabulary \(model.vocabularySize)): the activations")
         try MemoryBudget.check(bytes: e.attention, for: "--seq-len \(sequenceLength) with --batch-size \(batchSize) and "
-            + "\(model.heads) heads: the attention probabilities")
+            + "\(model.heads) heads: the attention's log-sum-exp")
         try MemoryBudget.check(bytes: MemoryBudget.sum([e.parameters, e.activations, e.attention]),
                                for: "this run (model, activations and attention together)")
     }

@@ -5,5 +5,5 @@ struct BenchCommand: ParsableCommand {
         commandName: "bench",
         abstract: "Benchmarks (release build).",
         subcommands: [BenchLossCommand.self, BenchMatmulCommand.self, BenchGenerateCommand.self, BenchCommCommand.self,
-                      BenchTrainCommand.self])
+                      BenchTrainCommand.self, BenchAttentionCommand.self])
 }

@@ -37,4 +37,12 @@ enum SizeLimits {
         let bytes = MemoryBudget.sum([MemoryBudget.product([m, k, 4]), MemoryBudget.product([k, n, 4]), MemoryBudget.product([m, n, 4])])
         try MemoryBudget.check(bytes: bytes, for: "bench matmul --m \(m) --k \(k) --n \(n)")
     }
+
+    /// `bench attention`: q, the output, its upstream gradient and dq `[B, n, S, d]`; k, v and
+    /// their gradients `[B, g, S, d]` (Float32).
+    static func checkBenchAttention(batch b: Int, heads n: Int, keyValueHeads g: Int, length s: Int, dimension d: Int) throws {
+        let bytes = MemoryBudget.sum([MemoryBudget.product([b, n, s, d, 4, 4]), MemoryBudget.product([b, g, s, d, 4, 4])])
+        try MemoryBudget.check(bytes: bytes, for: "bench attention --batch-size \(b) --heads \(n) --key-value-heads \(g) "
+            + "--seq-len \(s) --head-dim \(d)")
+    }
 }

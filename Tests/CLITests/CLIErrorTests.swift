@@ -57,6 +57,7 @@ final class CLIErrorTests: XCTestCase {
         try assertError(["train", "--batch-size", "1000000"], mentions: "--batch-size 1000000")
         try assertError(["bench", "loss", "--tokens", "\(1 << 40)"], mentions: "--tokens 1099511627776")
         try assertError(["bench", "matmul", "--m", "\(1 << 32)", "--k", "\(1 << 32)"], mentions: "--m 4294967296 --k 4294967296")
+        try assertError(["bench", "attention", "--batch-size", "\(1 << 40)"], mentions: "--batch-size 1099511627776")
     }
 
     func testABatchLargerThanTheDataIsFoundBeforeTraining() throws {
