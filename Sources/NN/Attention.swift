@@ -137,20 +137,22 @@ extension AttentionKernel {
         let ql = packed.queryLayout, kl = packed.keyLayout
         let base = UnsafePointer(qkvf.floatPointer)
         let q = base, k = base + packed.keyOffset, v = base + packed.valueOffset
-        let probabilities = Tensor.uninitialized([shape.pairs, shape.queries, shape.keys], dtype: .float32)
-        let out = Tensor.makeFloat([shape.batch, s, shape.heads * shape.dimension]) { o in
-            forward(q: q, ql, k: k, kl, v: v, kl, out: o, outLayout, probabilities: probabilities.floatPointer,
+        let logSumExp = Tensor.uninitialized([shape.pairs, shape.queries], dtype: .float32)
+        // The Float32 output is kept for the backward (D = rowsum(dO ⊙ O)) before any rounding.
+        let exact = Tensor.makeFloat([shape.batch, s, shape.heads * shape.dimension]) { o in
+            forward(q: q, ql, k: k, kl, v: v, kl, out: o, outLayout, logSumExp: logSumExp.floatPointer,
                     shape: shape, queryDocuments: documents, keyDocuments: documents)
-        }.rounded(to: qkv.dtype)
+        }
         let packedShape = qkv.shape
-        return out.recording([qkv]) { g in
+        return exact.rounded(to: qkv.dtype).recording([qkv]) { g in
             let gf = g.float32Values()
             let grad = Tensor.uninitialized(packedShape, dtype: .float32)
             let dp = grad.floatPointer
             withExtendedLifetime(qkvf) {
-                backward(gradOut: gf.floatPointer, outLayout, probabilities: probabilities.floatPointer,
-                         q: q, ql, k: k, kl, v: v, kl,
-                         dq: dp, dk: dp + packed.keyOffset, dv: dp + packed.valueOffset, shape: shape)
+                backward(gradOut: gf.floatPointer, outLayout, out: exact.floatPointer, outLayout,
+                         logSumExp: logSumExp.floatPointer, q: q, ql, k: k, kl, v: v, kl,
+                         dq: dp, dk: dp + packed.keyOffset, dv: dp + packed.valueOffset, shape: shape,
+                         queryDocuments: documents, keyDocuments: documents)
             }
             return [grad]
         }
