@@ -63,12 +63,17 @@ public final class AdamW {
                             let mp = mb.baseAddress!, vp = vb.baseAddress!
                             // Elementwise, so any split into blocks gives the same bits.
                             Parallel.forEachBlock(count: n, minimumPerBlock: 32_768) { block in
-                                for j in block {
-                                    let g = (gp?[j] ?? 0) * gradientScale
+                                @inline(__always) func step(_ j: Int, _ g: Float) {
                                     mp[j] = b1 * mp[j] + (1 - b1) * g
                                     vp[j] = b2 * vp[j] + (1 - b2) * g * g
                                     let mh = mp[j] / c1, vh = vp[j] / c2
                                     out[j] = tp[j] - lr * (mh / (vh.squareRoot() + eps) + decay * tp[j])
+                                }
+                                // Two loops without an optional inside, so each vectorises.
+                                if let gp {
+                                    for j in block { step(j, gp[j] * gradientScale) }
+                                } else {
+                                    for j in block { step(j, 0 * gradientScale) }
                                 }
                             }
                         }
