@@ -68,6 +68,17 @@ public final class CausalLM: Layer, MTPLossModel {
         return out
     }
 
+    /// Every decoder block: the trunk's, then each MTP depth's.
+    public var decoderBlocks: [DecoderBlock] { layers + (mtp?.depths.flatMap(\.blocks) ?? []) }
+
+    /// Whether every decoder block (trunk and MTP depths) keeps only its input in a training
+    /// forward and is recomputed in the backward pass (``NN/DecoderBlock/recomputesInBackward``):
+    /// less activation memory for one more forward of the blocks, the same gradients bit for bit.
+    public var recomputesBlocks: Bool {
+        get { decoderBlocks.contains { $0.recomputesInBackward } }
+        set { for block in decoderBlocks { block.recomputesInBackward = newValue } }
+    }
+
     // MARK: MTPLossModel
 
     public var lmHeadWeight: Tensor? { lmHead.weight.value }

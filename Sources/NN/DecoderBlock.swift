@@ -6,6 +6,8 @@
 // KVCache (decoding). The frozen path runs the same norm, rotation and SwiGLU kernels
 // as the autograd nodes; its attention reads the cache one query row at a time
 // (Attention+Inference.swift). Legend there: M new rows, H hidden size.
+// With `recomputesInBackward` the autograd path keeps only the block's input and runs the
+// block again in the backward pass (activation checkpointing: Autograd+Checkpoint.swift).
 
 import Tensors
 
@@ -23,6 +25,10 @@ public final class DecoderBlock: Layer {
     public let postAttentionLayernorm: RMSNorm
     /// The feed-forward block, `mlp`.
     public let mlp: MLP
+    /// Whether a recording forward keeps only the block's input and recomputes the block in
+    /// the backward pass (activation checkpointing, `mtp train --recompute`); false keeps
+    /// every activation. The gradients are the same bits either way.
+    public var recomputesInBackward = false
 
     /// A block with weights drawn from `generator` (attention first, then the MLP).
     ///
@@ -54,15 +60,24 @@ public final class DecoderBlock: Layer {
          ("post_attention_layernorm", postAttentionLayernorm), ("mlp", mlp)]
     }
 
-    /// `h = x + attn(norm(x)); h + mlp(norm(h))`.
+    /// `h = x + attn(norm(x)); h + mlp(norm(h))`, recomputed in the backward pass when
+    /// ``recomputesInBackward`` (see ``Tensors/checkpointed(_:parameters:_:)``).
     ///
     /// - Parameters:
     ///   - x: `[B, S, H]`.
     ///   - positions: integer position ids `[B, S]` (or `[1, S]`).
     ///   - seqIdx: integer document ids `[B, S]` (or `[1, S]`); nil means one document per row.
     /// - Returns: `[B, S, H]`.
-    /// - Throws: ``Tensors/TensorError`` for mismatched shapes or dtypes.
+    /// - Throws: ``Tensors/TensorError`` for mismatched shapes or dtypes (when recomputing,
+    ///   also from the backward pass; a context-parallel attention's collectives run again there).
     public func callAsFunction(_ x: Tensor, positions: Tensor, seqIdx: Tensor? = nil) throws -> Tensor {
+        guard recomputesInBackward else { return try forward(x, positions: positions, seqIdx: seqIdx) }
+        return try checkpointed(x, parameters: parameters.map(\.value)) { x in
+            try self.forward(x, positions: positions, seqIdx: seqIdx)
+        }
+    }
+
+    private func forward(_ x: Tensor, positions: Tensor, seqIdx: Tensor?) throws -> Tensor {
         let h = try x + selfAttn(inputLayernorm(x), positions: positions, seqIdx: seqIdx)
         return try h + mlp(postAttentionLayernorm(h))
     }

@@ -2,7 +2,9 @@
 //
 // Each differentiable op records a `GradNode` holding its inputs' nodes and a
 // pullback written next to the op's forward code. `backward()` walks the graph
-// in reverse topological order and adds into leaf gradients.
+// in reverse topological order and adds into leaf gradients. A checkpoint's node
+// (Autograd+Checkpoint.swift) instead recomputes its part of the graph and walks it
+// from inside the walk, adding into the same sums.
 
 import Foundation
 
@@ -13,6 +15,9 @@ final class GradNode: @unchecked Sendable {
     /// Maps the gradient of the op's output (Float32, output's shape) to the
     /// gradients of its inputs (Float32, each input's shape; nil = none).
     let pullback: ((Tensor) throws -> [Tensor?])?
+    /// Instead of `pullback`: adds the gradients of its inputs into the running sums itself
+    /// (a checkpoint, whose recomputed graph sends them part by part: Autograd+Checkpoint.swift).
+    let summingPullback: ((Tensor, GradientSums) throws -> Void)?
     let shape: [Int]
     let dtype: DType
     /// The accumulated gradient of a leaf.
@@ -21,14 +26,16 @@ final class GradNode: @unchecked Sendable {
     var attachment: AnyObject?
     private let lock = NSLock()
 
-    init(inputs: [GradNode?], pullback: ((Tensor) throws -> [Tensor?])?, shape: [Int], dtype: DType) {
+    init(inputs: [GradNode?], pullback: ((Tensor) throws -> [Tensor?])?,
+         summingPullback: ((Tensor, GradientSums) throws -> Void)? = nil, shape: [Int], dtype: DType) {
         self.inputs = inputs
         self.pullback = pullback
+        self.summingPullback = summingPullback
         self.shape = shape
         self.dtype = dtype
     }
 
-    var isLeaf: Bool { pullback == nil }
+    var isLeaf: Bool { pullback == nil && summingPullback == nil }
 
     func accumulate(_ g: Tensor) throws {
         let g = g.dtype == dtype ? g : g.cast(to: dtype)
@@ -50,6 +57,30 @@ final class GradNode: @unchecked Sendable {
             grad = try (old + g).detached()
         }
     }
+}
+
+/// The gradients one back-propagation is summing, by node. A nested back-propagation (a
+/// checkpoint's recomputed graph) routes the parts meant for some nodes to an enclosing
+/// one's sums: they are added there one at a time, in the order in which the graph without
+/// the checkpoint adds them, so the sums keep their bits.
+final class GradientSums {
+    private var sums: [ObjectIdentifier: Tensor] = [:]
+    private let routes: [ObjectIdentifier: (sums: GradientSums, node: GradNode)]
+
+    /// Empty sums; a part for a node among `routes`' keys goes to its route's sums and node.
+    init(routes: [ObjectIdentifier: (sums: GradientSums, node: GradNode)] = [:]) {
+        self.routes = routes
+    }
+
+    /// Adds `part` to the gradient of `node` (or of the node it is routed to).
+    func add(_ part: Tensor, to node: GradNode) throws {
+        if let route = routes[ObjectIdentifier(node)] { return try route.sums.add(part, to: route.node) }
+        let key = ObjectIdentifier(node)
+        if let old = sums[key] { sums[key] = try old + part } else { sums[key] = part }
+    }
+
+    /// The gradient summed for `node`, forgotten here; nil when none arrived.
+    func take(_ node: GradNode) -> Tensor? { sums.removeValue(forKey: ObjectIdentifier(node)) }
 }
 
 /// Whether ops record the autograd graph on this thread or task.
@@ -135,10 +166,18 @@ extension Tensor {
             }
             seed = Tensor.ones(shape)
         }
-        try withoutGrad { try Tensor.propagate(from: root, seed: seed) }
+        try withoutGrad { try Tensor.propagate(from: root, seed: seed) { leaf, g in try leaf.accumulate(g) } }
     }
 
-    private static func propagate(from root: GradNode, seed: Tensor) throws {
+    /// Back-propagates `seed` from `root` through the op nodes it depends on and hands each
+    /// leaf its summed gradient (Float32, uncast) once, through `deliver`; the parts for the
+    /// nodes in `routes` go to other sums instead.
+    ///
+    /// Re-entrant: all state is local, so a pullback may call it (a checkpoint does, see
+    /// ``checkpointed(_:parameters:_:)``). Call it with recording off.
+    static func propagate(from root: GradNode, seed: Tensor,
+                          routes: [ObjectIdentifier: (sums: GradientSums, node: GradNode)] = [:],
+                          deliver: (GradNode, Tensor) throws -> Void) throws {
         // Iterative post-order DFS: a node comes after every node it feeds.
         var order: [GradNode] = []
         var visited = Set<ObjectIdentifier>()
@@ -154,11 +193,16 @@ extension Tensor {
                 order.append(node)
             }
         }
-        var grads: [ObjectIdentifier: Tensor] = [ObjectIdentifier(root): seed]
+        let sums = GradientSums(routes: routes)
+        try sums.add(seed, to: root)
         for node in order.reversed() {
-            guard let g = grads.removeValue(forKey: ObjectIdentifier(node)) else { continue }
+            guard let g = sums.take(node) else { continue }
+            if let summing = node.summingPullback {
+                try summing(g, sums)
+                continue
+            }
             guard let pullback = node.pullback else {
-                try node.accumulate(g)
+                try deliver(node, g)
                 continue
             }
             let inputGrads = try pullback(g)
@@ -168,8 +212,7 @@ extension Tensor {
                 // A gradient proxy (shape []) also accepts full-shape gradients from ordinary ops.
                 precondition(ig.shape == input.shape || input.attachment != nil,
                              "pullback gradient shape \(ig.shape) != input shape \(input.shape)")
-                let key = ObjectIdentifier(input)
-                if let old = grads[key] { grads[key] = try old + ig } else { grads[key] = ig }
+                try sums.add(ig, to: input)
             }
         }
     }

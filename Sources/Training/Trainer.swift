@@ -51,6 +51,7 @@ public final class Trainer {
         }
         model = try initial ?? CausalLM(config: options.model, seed: options.seed)
         model.emitsLogits = options.loss.readsLogits
+        model.recomputesBlocks = options.recompute == true
         var trained = model.namedParameters()
         if options.freezeTrunk == true {
             guard let mtp = model.mtp else { throw TrainingError("freeze-trunk needs MTP depths to train, the model has none") }

@@ -1,8 +1,9 @@
 // What `--resume` means: continue the recorded run. The checkpoint's options win; the
-// flags that only say how long to go on or how often to look and save (`--steps` to
-// extend, `--eval-every`, `--save-every`, `--stop-at`, `--out`, the parallel layout) may
-// change; any other flag that contradicts the checkpoint is refused with a list of all of
-// them, never silently dropped. Other data need `--allow-data-change`.
+// flags that only say how long to go on, how often to look and save, or how to lay out the
+// work (`--steps` to extend, `--eval-every`, `--save-every`, `--stop-at`, `--out`, the
+// parallel layout, `--recompute`) may change; any other flag that contradicts the
+// checkpoint is refused with a list of all of them, never silently dropped. Other data
+// need `--allow-data-change`.
 
 extension TrainingOptions {
     /// The options a resumed run continues with.
@@ -10,7 +11,7 @@ extension TrainingOptions {
     /// - Parameters:
     ///   - requested: these (recorded) options with the command line's flags applied.
     ///   - step: the checkpoint's step (`--steps` may extend the run, not end it before that).
-    /// - Returns: the recorded options with `steps` and `evalEvery` from `requested`.
+    /// - Returns: the recorded options with `steps`, `evalEvery` and `recompute` from `requested`.
     /// - Throws: ``TrainingError`` listing every flag whose value contradicts the checkpoint.
     public func resumed(as requested: TrainingOptions, atStep step: Int) throws -> TrainingOptions {
         var problems: [String] = []
@@ -36,8 +37,8 @@ extension TrainingOptions {
         check("--seed", \.seed)
         guard problems.isEmpty else {
             throw TrainingError("--resume continues the run its checkpoint recorded, and these flags contradict it: "
-                + problems.joined(separator: ", ") + " (only --steps, --eval-every, --save-every, --stop-at, --out and "
-                + "the parallel layout may change; start a new run to change the others)")
+                + problems.joined(separator: ", ") + " (only --steps, --eval-every, --save-every, --stop-at, --out, "
+                + "--recompute and the parallel layout may change; start a new run to change the others)")
         }
         guard requested.steps >= step else {
             throw TrainingError("--steps \(requested.steps) ends before the checkpoint's step \(step); give --steps >= \(step) to extend the run")
@@ -45,6 +46,7 @@ extension TrainingOptions {
         var out = self
         out.steps = requested.steps
         out.evalEvery = requested.evalEvery
+        out.recompute = requested.recompute
         return out
     }
 

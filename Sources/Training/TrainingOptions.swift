@@ -33,6 +33,10 @@ public struct TrainingOptions: Codable, Equatable, Sendable {
     public var tokenizer: String?
     /// Size, content checksum, document count, separator and tokenizer of the data; nil when unknown.
     public var dataRecord: TrainingDataRecord?
+    /// Whether every decoder block is recomputed in the backward pass instead of keeping its
+    /// activations (`--recompute`, ``Model/CausalLM/recomputesBlocks``); nil means false. The
+    /// gradients and losses are the same bits either way, so a resumed run may change it.
+    public var recompute: Bool?
 
     public init(model: ModelConfig) { self.model = model }
 

@@ -32,6 +32,8 @@ struct BenchTrainCommand: ParsableCommand {
     @Option(help: "Measured steps (after --warmup steps).") var steps = 10
     @Option(help: "Warm-up steps, not measured.") var warmup = 2
     @Flag(help: "Also print the GEMM time by operand shape (the 12 costliest).") var gemmShapes = false
+    @Flag(help: "Recompute every decoder block in the backward pass (activation checkpointing), as mtp train --recompute.")
+    var recompute = false
     @Flag(help: "Print one JSON object as the last line.") var json = false
 
     func run() throws {
@@ -47,6 +49,7 @@ struct BenchTrainCommand: ParsableCommand {
             options.sequenceLength = seqLen ?? preset.s
             options.batchSize = batchSize ?? preset.b
             options.loss = loss
+            options.recompute = recompute ? true : nil
             guard (1...10_000).contains(steps), (0...10_000).contains(warmup) else {
                 throw ValidationError("--steps must be in 1...10000 and --warmup in 0...10000, got \(steps), \(warmup)")
             }
@@ -56,10 +59,11 @@ struct BenchTrainCommand: ParsableCommand {
                                               gemmShapes: gemmShapes)
             let m = options.model
             print(String(format: "train step H=%d L=%d heads=%d I=%d S=%d B=%d V=%d D=%d loss %@: %.0f tokens/s, "
-                         + "%.3f s/step, GEMM %.1f%% (%d calls/step), peak %.1f MB, %d parameters",
+                         + "%.3f s/step, GEMM %.1f%% (%d calls/step), peak %.1f MB, %d parameters%@",
                          m.hiddenSize, m.layers, m.heads, m.intermediateSize, options.sequenceLength, options.batchSize,
                          m.vocabularySize, m.mtpDepths, loss.rawValue, r.tokensPerSecond, r.seconds / Double(r.steps),
-                         100 * r.gemmFraction, r.gemmCallsPerStep, Double(r.peakBytes) / 1e6, r.parameters))
+                         100 * r.gemmFraction, r.gemmCallsPerStep, Double(r.peakBytes) / 1e6, r.parameters,
+                         recompute ? ", blocks recomputed" : ""))
             for t in r.shapes.prefix(12) {
                 print(String(format: "  gemm %@: %d calls/step, %.4f s/step, %.1f GFLOP/s", t.shape.description,
                              t.calls / r.steps, t.seconds / Double(r.steps), t.gflops))
@@ -68,7 +72,8 @@ struct BenchTrainCommand: ParsableCommand {
                 try JSONOutput.print([
                     "size": size.rawValue, "hidden": m.hiddenSize, "layers": m.layers, "heads": m.heads,
                     "intermediate": m.intermediateSize, "seq_len": options.sequenceLength, "batch_size": options.batchSize,
-                    "vocab": m.vocabularySize, "depths": m.mtpDepths, "loss": loss.rawValue, "steps": r.steps,
+                    "vocab": m.vocabularySize, "depths": m.mtpDepths, "loss": loss.rawValue, "recompute": recompute,
+                    "steps": r.steps,
                     "tokens_per_second": JSONOutput.number(r.tokensPerSecond),
                     "seconds_per_step": JSONOutput.number(r.seconds / Double(r.steps)),
                     "gemm_fraction": JSONOutput.number(r.gemmFraction), "gemm_calls_per_step": r.gemmCallsPerStep,

@@ -64,9 +64,11 @@ struct TrainCommand: ParsableCommand {
     var freezeTrunk = false
     @Option(help: "Output folder for the checkpoint and plot (default runs/default; with --resume, the checkpoint's folder).")
     var out: String?
-    @Option(help: "Continue the run a checkpoint recorded (bit-exact); only --steps, --eval-every, --save-every, --stop-at, --out and the layout may change.")
+    @Option(help: "Continue the run a checkpoint recorded (bit-exact); only --steps, --eval-every, --save-every, --stop-at, --out, --recompute and the layout may change.")
     var resume: String?
     @Flag(help: "With --resume: continue on data other than the checkpoint's.") var allowDataChange = false
+    @Flag(help: "Keep only each decoder block's input and recompute the block in the backward pass (less activation memory, one more forward; the same losses).")
+    var recompute = false
     @Option(help: "Write a checkpoint every N steps as well as at the end (0 = only at the end).") var saveEvery = 50
     @Option(help: "Stop after this step (to resume later).") var stopAt: Int?
     @Flag(help: "Print one JSON object as the last line.") var json = false
@@ -205,7 +207,7 @@ struct TrainCommand: ParsableCommand {
         }
         log("mtp train: \(trainer.model.parameterCount) parameters, \(options.model.layers) layers, H=\(options.model.hiddenSize), "
             + "D=\(options.model.mtpDepths), loss \(options.loss.rawValue), \(data.train.count)/\(data.heldOut.count) train/held-out "
-            + "documents, \(Parallel.width) cores")
+            + "documents, \(Parallel.width) cores" + (options.recompute == true ? ", blocks recomputed in the backward" : ""))
         if let initFrom = options.initFrom {
             log("initialised from \(initFrom)" + (options.freezeTrunk == true ? ", trunk frozen (MTP depths train alone)" : "")
                 + (options.tokenizer.map { ", tokenizer \($0)" } ?? ""))
@@ -282,7 +284,7 @@ struct TrainCommand: ParsableCommand {
             "main_losses_on_mtp_targets": e.mainLossOnDepthTargets.map(JSONOutput.numbers) ?? NSNull(),
             "tokens_per_second": JSONOutput.number(s.tokensPerSecond), "seconds": JSONOutput.number(s.seconds),
             "steps": s.steps, "checkpoint": s.checkpoint?.path ?? NSNull(), "plot": s.plot?.path ?? NSNull(),
-            "ranks": ranks,
+            "ranks": ranks, "recompute": recompute,
             "layout": ["data": layout.data, "pipeline": layout.pipeline, "tensor": layout.tensor, "context": layout.context],
         ]
         if let traffic {
@@ -375,6 +377,8 @@ struct TrainCommand: ParsableCommand {
         if let v = loss { o.loss = v }
         if let v = evalEvery { o.evalEvery = v }
         if let v = seed { o.seed = v }
+        // Like the layout, a property of this invocation: a resumed run recomputes only when asked again.
+        o.recompute = recompute ? true : nil
         if let v = vocab, data == nil { o.model.vocabularySize = v }
     }
 

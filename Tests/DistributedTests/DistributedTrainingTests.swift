@@ -118,6 +118,23 @@ final class DistributedTrainingTests: XCTestCase {
         }
     }
 
+    /// `--recompute` under context parallelism (each recomputed attention all-gathers its keys
+    /// and values again in the backward pass, on every rank in the same order) and across
+    /// pipeline ranks: the same history and parameters, bit for bit, as keeping the activations.
+    func testRecomputedBlocksGiveTheSameRunUnderContextAndPipelineParallelism() throws {
+        try MPIJob.requireMPI()
+        let root = try folder()
+        let steps = ["--steps", "6", "--eval-every", "3", "--vocab", "67"]
+        for (name, layout) in [("c2", ["--context-parallel", "2"]), ("p2", ["--pipeline-stages", "2"])] {
+            let kept = try train(ranks: 2, steps + layout, out: root.appendingPathComponent(name))
+            let recomputed = try train(ranks: 2, steps + layout + ["--recompute"], out: root.appendingPathComponent(name + "r"))
+            XCTAssertEqual(recomputed.json["recompute"] as? Bool, true)
+            XCTAssertEqual(kept.history as NSArray, recomputed.history as NSArray, name)
+            XCTAssertEqual(Set(kept.tensors.keys), Set(recomputed.tensors.keys))
+            for (key, t) in kept.tensors { XCTAssertEqual(t.floats, recomputed.tensors[key]?.floats, "\(name): \(key)") }
+        }
+    }
+
     func testCheckpointsResumeAcrossLayouts() throws {
         try MPIJob.requireMPI()
         let root = try folder()

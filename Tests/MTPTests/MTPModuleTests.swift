@@ -53,6 +53,31 @@ final class MTPModuleTests: XCTestCase {
         }
     }
 
+    /// Blocks recomputed in the backward pass give the gradients of kept activations bit for
+    /// bit, also when one physical depth (two blocks) serves every depth.
+    func testRecomputedBlocksGiveTheSameGradientBits() throws {
+        for config in [MTPConfig(numLayers: 2, layerPattern: "*"), MTPConfig(numLayers: 3, layerPattern: "**", useRepeatedLayer: true)] {
+            func gradients(recompute: Bool) throws -> [[Float]] {
+                var g = SplitMix64(seed: 12)
+                let module = try MTPModule(config: config, hiddenSize: 8, heads: 2, intermediateSize: 16, generator: &g)
+                let embedding = Embedding(vocabularySize: 10, dimension: 8, generator: &g)
+                for block in module.depths.flatMap(\.blocks) { block.recomputesInBackward = recompute }
+                let hidden = Tensor.normal([2, 6, 8], seed: 13).requiringGrad()
+                let ids = try Tensor((0..<12).map { Int64($0 * 7 % 10) }, shape: [2, 6])
+                let positions = try Tensor([0, 1, 2, 0, 1, 2, 0, 1, 2, 3, 4, 5] as [Int64], shape: [2, 6])
+                let seq = try Tensor([0, 0, 0, 1, 1, 1, 0, 0, 0, 0, 0, 0] as [Int64], shape: [2, 6])
+                let outputs = try module(hidden: hidden, input: .tokenIDs(ids, embed: { try embedding($0) }), positions: positions,
+                                         seqIdx: seq)
+                var loss = try (hidden * hidden).sum()
+                for (k, o) in outputs.enumerated() { loss = try loss + (o * o).sum() * Double(k + 1) }
+                try loss.backward()
+                return try [hidden.grad!.floats, embedding.weight.grad!.floats]
+                    + module.parameters.map { try XCTUnwrap($0.grad).floats }
+            }
+            XCTAssertEqual(try gradients(recompute: false), try gradients(recompute: true), "\(config)")
+        }
+    }
+
     func testParameterNamesOfTheSublayers() throws {
         var g = SplitMix64(seed: 1)
         let module = try MTPModule(config: MTPConfig(numLayers: 2, layerPattern: "**"), hiddenSize: 8, heads: 2,

@@ -63,6 +63,28 @@ final class GradientEquivalenceTests: XCTestCase {
         for (a, b) in zip(result.depthLosses, whole.perDepth) { XCTAssertEqual(Double(a), Double(b), accuracy: 1e-5) }
     }
 
+    /// Stages whose blocks are recomputed in the backward pass (`--recompute`) give the bits of
+    /// stages that keep the activations.
+    func testRecomputedBlocksGiveTheSameBits() throws {
+        let batch = try packedBatch(rows: 4)
+        let model = try tinyModel(layers: 3, loss: .fused)
+        for kind in PipelineScheduleKind.allCases {
+            let pipeline = try CausalLMPipeline(
+                model: model, lossFunction: LossKind.fused.makeLoss(reduction: .mean),
+                schedule: PipelineSchedule(kind: kind, stages: 2, microbatches: 2),
+                partition: PipelinePartition(layerCounts: [2, 1], layers: 3))
+            var results: [PipelineStepResult] = []
+            var grads: [[String: [Float]]] = []
+            for recompute in [false, true] {
+                model.recomputesBlocks = recompute
+                grads.append(try gradients(of: model) { results.append(try pipeline.step(batch)) })
+            }
+            model.recomputesBlocks = false
+            XCTAssertEqual(results[0].loss, results[1].loss, kind.rawValue)
+            XCTAssertEqual(grads[0], grads[1], kind.rawValue)
+        }
+    }
+
     func testEmptyStagesAndOneStageGiveTheSameGradients() throws {
         let batch = try packedBatch(rows: 4)
         let model = try tinyModel(layers: 2, loss: .fused)
