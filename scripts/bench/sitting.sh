@@ -30,5 +30,10 @@ for size in small medium large; do  # the training step at three sizes, both imp
   echo "swift bench train $size: $(tail -1 "$out/bench-train-$size.log")"
   [ $have_torch = 1 ] && { python3 scripts/bench/torch_train.py --size "$size" --steps 10 > "$out/torch-train-$size.log" 2>&1
     echo "torch train $size: $(tail -1 "$out/torch-train-$size.log")"; }
+  $mtp bench train --size "$size" --recompute --json > "$out/bench-train-$size-recompute.log" 2>&1
+  echo "swift bench train $size --recompute: $(tail -1 "$out/bench-train-$size-recompute.log")"
+  # torch.compile: compilation happens in the 5 warm-up steps; skipped when it fails or takes over 15 minutes.
+  [ $have_torch = 1 ] && { timeout 900 python3 scripts/bench/torch_train.py --size "$size" --steps 10 --warmup 5 --compile \
+      > "$out/torch-compile-$size.log" 2>&1; echo "torch.compile train $size: $(tail -1 "$out/torch-compile-$size.log")"; }
 done
 echo "== load after: $(cut -d' ' -f1-3 /proc/loadavg)"

@@ -132,6 +132,7 @@ def main():
     p.add_argument("--scale", type=float, default=0.3)
     p.add_argument("--threads", type=int, default=0)
     p.add_argument("--compile", action="store_true", help="torch.compile the model")
+    p.add_argument("--warmup", type=int, default=3, help="unmeasured steps first (compilation happens there)")
     a = p.parse_args()
     for k, v in presets[a.size].items():
         if getattr(a, k) is None:
@@ -169,8 +170,8 @@ def main():
         opt.step()
         return float(loss)
 
-    for _ in range(3):
-        step()  # warm-up
+    for _ in range(a.warmup):
+        step()  # warm-up (and, with --compile, compilation)
     rss0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     t0 = time.perf_counter()
     for _ in range(a.steps):
