@@ -92,7 +92,7 @@ let package = Package(
         .target(name: "TrainingTestSupport", dependencies: ["Training", "Model", "Data"], path: "Tests/TrainingTestSupport"),
         .testTarget(name: "TensorsTests", dependencies: ["Tensors", "TestSupport"]),
         .testTarget(name: "LossesTests", dependencies: ["Losses", "TestSupport"]),
-        .testTarget(name: "NNTests", dependencies: ["NN", "TestSupport"]),
+        .testTarget(name: "NNTests", dependencies: ["NN", "CRowKernels", "TestSupport"]),
         .testTarget(name: "MTPTests", dependencies: ["MTP", "Losses", "NN", "TestSupport"]),
         .testTarget(name: "DataTests", dependencies: ["Data", "Tensors", "MTP", "TestSupport"]),
         .testTarget(name: "LossCasesTests", dependencies: ["LossCases", "MTP", "Losses", "TestSupport"]),

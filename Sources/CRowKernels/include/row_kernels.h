@@ -1,4 +1,5 @@
-// The decoding projection kernel of NN's `Linear.Frozen` for a few rows (private; see README.md).
+// The decoding row kernels of NN's frozen layers: the projection of `Linear.Frozen` for a few
+// rows, one query row's attention and SwiGLU (private; see README.md).
 #ifndef MTP_ROW_KERNELS_H
 #define MTP_ROW_KERNELS_H
 
@@ -32,6 +33,33 @@ int mtp_rows_supported(int variant);
 /// The variant `mtp_rows_matmul` runs: the widest supported, unless the environment variable
 /// MTP_ROW_KERNEL (generic, avx2, avx512) names a supported narrower one.
 int mtp_rows_variant(void);
+
+/// The most query heads `mtp_attend_row` takes.
+#define MTP_ATTEND_HEADS_MAX 256
+
+/// Attention of one query row against a cache, all heads (see attention_row.c for the exact
+/// order of operations, which every variant follows, so their bits agree):
+/// for head h (key/value head h / (heads / kvHeads)), s_j = scale · q_h·K[:, j] for j < visible,
+/// out_h = softmax(s) · V. The row's bits depend on the row and the cache alone.
+/// query: heads × d; keysT: kvHeads × d × capacity (component c of position j at
+/// [kv][c][j]); values: capacity × (kvHeads · d), token-major; scores: at least
+/// `mtp_attend_scores_capacity(visible)` floats of scratch; out: heads × d.
+void mtp_attend_row(const float *query, long heads, long kvHeads, long d, const float *keysT, long capacity,
+                    const float *values, long visible, float scale, float *scores, float *out);
+
+/// The same with a chosen variant (which must be supported).
+void mtp_attend_row_variant(int variant, const float *query, long heads, long kvHeads, long d, const float *keysT,
+                            long capacity, const float *values, long visible, float scale, float *scores, float *out);
+
+/// The scratch floats `mtp_attend_row` needs for `heads` heads and `visible` positions.
+long mtp_attend_scores_capacity(long heads, long visible);
+
+/// out[i] = gate[i] · σ(gate[i]) · up[i] for i < n, σ(a) = 1 / (1 + e^(−a)), bit for bit the
+/// operations of NN's `swiGLUForward` (its exp is Tensors' `VectorMath.exp`). `out` may be `gate`.
+void mtp_swiglu(const float *gate, const float *up, float *out, long n);
+
+/// The same with a chosen variant (which must be supported).
+void mtp_swiglu_variant(int variant, const float *gate, const float *up, float *out, long n);
 
 #ifdef __cplusplus
 }
