@@ -1,9 +1,11 @@
 // A fully connected layer, y = x·Wᵀ + b, with the weight stored [out, in] as
 // PyTorch and Hugging Face checkpoints store it.
 //
-// Inference (``Linear/Frozen``): a frozen copy stored transposed, `[in, out]`
-// row-major, so M rows multiply it as `x[M, in] · W[in, out]`, each weight row k a
-// contiguous run of output columns.
+// Inference (``Linear/Frozen``): a frozen copy of Wᵀ, `[in, out]`, so M rows multiply it
+// as `x[M, in] · W[in, out]`. It is kept twice: row-major for BLAS, and in the row kernel's
+// panels (16 output columns per panel, one 64-byte line per input index k; see
+// CRowKernels' row_kernels.c), where every pass of the kernel streams its own panels front to
+// back and a matrix's bytes arrive while the passes compute.
 //
 // Batch invariance: greedy speculative decoding gives plain decoding's output only if a
 // row's bits do not depend on how many rows share the call. BLAS GEMMs do not promise
@@ -96,8 +98,10 @@ extension Linear {
         public let inFeatures: Int
         /// The extent of an output row.
         public let outFeatures: Int
-        /// Wᵀ, `[inFeatures, outFeatures]` row-major.
+        /// Wᵀ, `[inFeatures, outFeatures]` row-major (for BLAS).
         let weight: RowBuffer
+        /// Wᵀ in the row kernel's panels (`mtp_rows_pack`).
+        let panels: RowBuffer
 
         /// A snapshot of `linear`'s weight (later changes to the layer are not seen).
         ///
@@ -111,9 +115,16 @@ extension Linear {
             for o in 0..<out {
                 for i in 0..<inp { t.pointer[i * out + o] = src[o * inp + i] }
             }
-            inFeatures = inp
-            outFeatures = out
-            weight = t
+            self.init(transposed: t, inFeatures: inp, outFeatures: out)
+        }
+
+        /// Wᵀ given as `[inFeatures, outFeatures]` row-major (the buffer is kept, not copied).
+        init(transposed: RowBuffer, inFeatures: Int, outFeatures: Int) {
+            self.inFeatures = inFeatures
+            self.outFeatures = outFeatures
+            weight = transposed
+            panels = RowBuffer(capacity: mtp_rows_packed_count(inFeatures, outFeatures))
+            mtp_rows_pack(transposed.pointer, inFeatures, outFeatures, panels.pointer)
         }
 
         /// A copy of Wᵀ, `[inFeatures, outFeatures]` row-major.
@@ -137,7 +148,7 @@ extension Linear {
         public func callAsFunction(_ x: UnsafePointer<Float>, rows m: Int, into y: UnsafeMutablePointer<Float>,
                                    accumulate: Bool = false) {
             if m <= Self.kernelRows {
-                mtp_rows_matmul(x, m, inFeatures, weight.pointer, outFeatures, y, accumulate ? 1 : 0)
+                mtp_rows_matmul(x, m, inFeatures, panels.pointer, outFeatures, y, accumulate ? 1 : 0)
             } else {
                 BLAS.sgemm(transA: false, transB: false, m: m, n: outFeatures, k: inFeatures, alpha: 1, a: x,
                            lda: inFeatures, b: weight.pointer, ldb: outFeatures, beta: accumulate ? 1 : 0, c: y,
@@ -153,7 +164,7 @@ extension Linear {
                            accumulate: Bool = false) {
             precondition(m >= 1 && m <= Self.kernelRows, "Linear.Frozen.kernel: \(m) rows outside 1...\(Self.kernelRows)")
             precondition(variant.isSupported, "Linear.Frozen.kernel: \(variant) does not run on this CPU")
-            mtp_rows_matmul_variant(variant.rawValue, x, m, inFeatures, weight.pointer, outFeatures, y, accumulate ? 1 : 0)
+            mtp_rows_matmul_variant(variant.rawValue, x, m, inFeatures, panels.pointer, outFeatures, y, accumulate ? 1 : 0)
         }
     }
 

@@ -17,10 +17,17 @@ enum {
     MTP_ROWS_AVX512 = 2,
 };
 
+/// The floats of `w` ([in, out]) in the kernel's panel layout: ⌈out/16⌉ · 16 · in.
+long mtp_rows_packed_count(long in, long out);
+
+/// Packs `w` (in × out, row-major) into `panels` (`mtp_rows_packed_count` floats): panel p holds
+/// columns 16p ..< 16p + 16 of every row k, one 16-float line per k, columns past `out` zero.
+void mtp_rows_pack(const float *w, long in, long out, float *panels);
+
 /// y[r][j] = Σ_k x[r][k]·w[k][j] (accumulate: y[r][j] += that sum), for r < rows ≤ 8, j < out.
 /// Each sum is a chain of fused multiply-adds over k = 0, 1, …, in − 1 from +0, then one
 /// addition to y when accumulating: the bits of row r depend on x's row r and w alone.
-/// x: rows × in, row-major; w: in × out, row-major; y: rows × out, row-major.
+/// x: rows × in, row-major; w: packed by `mtp_rows_pack`; y: rows × out, row-major.
 void mtp_rows_matmul(const float *x, long rows, long in, const float *w, long out, float *y, int accumulate);
 
 /// The same with a chosen variant (which must be supported: see `mtp_rows_supported`).
