@@ -182,9 +182,10 @@ scores256(const float *q, long group, long d, const float *keysT, long capacity,
         out[u] = s + h * stride + 8 * b;
         acc[u] = _mm256_setzero_ps();
     }
+    // Plain loads: a block of 8 keys ends within the capacity (a multiple of 8); lanes past L are blended out below.
     for (long c = 0; c < d; c++)
         for (int u = 0; u < U; u++)
-            acc[u] = _mm256_fmadd_ps(_mm256_broadcast_ss(qh[u] + c), _mm256_maskload_ps(k[u] + c * capacity, mask[u]), acc[u]);
+            acc[u] = _mm256_fmadd_ps(_mm256_broadcast_ss(qh[u] + c), _mm256_loadu_ps(k[u] + c * capacity), acc[u]);
     for (int u = 0; u < U; u++)
         _mm256_storeu_ps(out[u], _mm256_blendv_ps(_mm256_set1_ps(-__builtin_inff()), _mm256_mul_ps(acc[u], _mm256_set1_ps(scale)),
                                                   _mm256_castsi256_ps(mask[u])));
@@ -192,7 +193,7 @@ scores256(const float *q, long group, long d, const float *keysT, long capacity,
 
 __attribute__((target("avx2,fma"), always_inline)) static inline void
 values256(const float *s, long stride, const float *inverse, long group, long d, const float *values, long width,
-          long chunks, long first, long visible, float *o, const int U) {
+          long chunks, long first, long visible, float *o, const int U, const int masked) {
     __m256 acc[8];
     __m256i mask[8];
     const float *e[8], *v[8];
@@ -205,7 +206,9 @@ values256(const float *s, long stride, const float *inverse, long group, long d,
     }
     for (long j = 0; j < visible; j++)
         for (int u = 0; u < U; u++)
-            acc[u] = _mm256_fmadd_ps(_mm256_broadcast_ss(e[u] + j), _mm256_maskload_ps(v[u] + j * width, mask[u]), acc[u]);
+            acc[u] = _mm256_fmadd_ps(_mm256_broadcast_ss(e[u] + j),
+                                     masked ? _mm256_maskload_ps(v[u] + j * width, mask[u]) : _mm256_loadu_ps(v[u] + j * width),
+                                     acc[u]);
     for (int u = 0; u < U; u++) {
         const long h = (first + u) / chunks, c = (first + u) % chunks;
         _mm256_maskstore_ps(o + h * d + 8 * c, mask[u], _mm256_mul_ps(acc[u], _mm256_set1_ps(inverse[h])));
@@ -214,8 +217,9 @@ values256(const float *s, long stride, const float *inverse, long group, long d,
 
 #define SCORES256(q, group, d, keysT, capacity, blocks, visible, scale, s, stride, first, U) \
     scores256(q, group, d, keysT, capacity, blocks, first, visible, scale, s, stride, U)
-#define VALUES256(s, stride, inverse, group, d, values, width, chunks, visible, out, first, U) \
-    values256(s, stride, inverse, group, d, values, width, chunks, first, visible, out, U)
+#define VALUES256(s, stride, inverse, group, d, values, width, chunks, visible, out, first, U)                     \
+    if (d % 8 == 0) values256(s, stride, inverse, group, d, values, width, chunks, first, visible, out, U, 0); \
+    else values256(s, stride, inverse, group, d, values, width, chunks, first, visible, out, U, 1)
 
 __attribute__((target("avx2,fma"))) static void
 attend_avx2(const float *q, long heads, long kvHeads, long d, const float *keysT, long capacity, const float *values,
@@ -256,7 +260,7 @@ long mtp_attend_scores_capacity(long heads, long visible) { return heads * ((vis
 void mtp_attend_row_variant(int variant, const float *query, long heads, long kvHeads, long d, const float *keysT,
                             long capacity, const float *values, long visible, float scale, float *scores, float *out) {
     if (heads < 1 || heads > MTP_ATTEND_HEADS_MAX || kvHeads < 1 || heads % kvHeads != 0 || d < 1 || visible < 1 ||
-        visible > capacity)
+        visible > capacity || capacity % 8 != 0)
         abort();
     if (!mtp_rows_supported(variant)) abort();
     switch (variant) {

@@ -1,7 +1,7 @@
 // The attention row kernel of decoding (CRowKernels' `mtp_attend_row`): every instruction
 // set this CPU runs gives the same bits (keys and columns are vector lanes, the lane sums
 // have one fixed order), the result is softmax(c·q·Kᵀ)·V up to rounding (a float64
-// reference computed here), and nothing past the visible positions is read (those slots
+// reference computed here), and nothing past the visible positions reaches the output (those slots
 // hold NaN). Shapes: the default model's heads (4 × 24), grouped-query heads, odd head
 // dimensions and visible lengths around every vector boundary.
 

@@ -49,7 +49,8 @@ int mtp_rows_variant(void);
 /// for head h (key/value head h / (heads / kvHeads)), s_j = scale · q_h·K[:, j] for j < visible,
 /// out_h = softmax(s) · V. The row's bits depend on the row and the cache alone.
 /// query: heads × d; keysT: kvHeads × d × capacity (component c of position j at
-/// [kv][c][j]); values: capacity × (kvHeads · d), token-major; scores: at least
+/// [kv][c][j], capacity a multiple of 8; positions past `visible` may be read, never
+/// used); values: capacity × (kvHeads · d), token-major; scores: at least
 /// `mtp_attend_scores_capacity(visible)` floats of scratch; out: heads × d.
 void mtp_attend_row(const float *query, long heads, long kvHeads, long d, const float *keysT, long capacity,
                     const float *values, long visible, float scale, float *scores, float *out);
@@ -67,6 +68,22 @@ void mtp_swiglu(const float *gate, const float *up, float *out, long n);
 
 /// The same with a chosen variant (which must be supported).
 void mtp_swiglu_variant(int variant, const float *gate, const float *up, float *out, long n);
+
+/// Rotates, in place, `rows` token rows of `heads` heads of d floats (d even): in every head,
+/// (x[i], x[i + d/2]) → (x[i]·cos[i] − x[i + d/2]·sin[i], x[i + d/2]·cos[i] + x[i]·sin[i]) for
+/// i < d/2, with row r's angles at cos + r·d/2 and sin + r·d/2; bit for bit the operations of
+/// NN's `rotateHalf`.
+void mtp_rotate_rows(float *x, long rows, long heads, long d, const float *cos, const float *sin);
+
+/// The same with a chosen variant (which must be supported).
+void mtp_rotate_rows_variant(int variant, float *x, long rows, long heads, long d, const float *cos, const float *sin);
+
+/// Appends `count` positions to a KV cache holding `length`: keysT is [width, capacity]
+/// (the [heads, d, capacity] layout, row i = component i of every position), values is
+/// [capacity, width] token-major; keys and newValues are `count` token-major rows of `width`.
+/// Precondition: length + count ≤ capacity.
+void mtp_kv_append(float *keysT, float *values, long capacity, long width, long length, const float *keys,
+                   const float *newValues, long count);
 
 #ifdef __cplusplus
 }
