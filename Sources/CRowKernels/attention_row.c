@@ -61,76 +61,112 @@ static void attend_generic(const float *q, long heads, long kvHeads, long d, con
 
 #if defined(__x86_64__)
 
+// Tiles, for instruction-level parallelism: up to 8 independent fma chains at once, NH heads
+// × NU units (key blocks for the scores, column chunks for the weighted values) of each, so a
+// tile needs NH query / weight pointers and NH broadcasts per step, not one per chain.
+// `TILES` walks every (head, unit) of a call: whole heads NH at a time while a head has
+// fewer than 8 units, else one head 8 units at a time.
+#define TILE_CASES(F, ...)                                                                                            \
+    switch (nh * 16 + nu) {                                                                                          \
+    case 0x11: F(__VA_ARGS__, 1, 1); break;                                                                          \
+    case 0x12: F(__VA_ARGS__, 1, 2); break;                                                                          \
+    case 0x13: F(__VA_ARGS__, 1, 3); break;                                                                          \
+    case 0x14: F(__VA_ARGS__, 1, 4); break;                                                                          \
+    case 0x15: F(__VA_ARGS__, 1, 5); break;                                                                          \
+    case 0x16: F(__VA_ARGS__, 1, 6); break;                                                                          \
+    case 0x17: F(__VA_ARGS__, 1, 7); break;                                                                          \
+    case 0x18: F(__VA_ARGS__, 1, 8); break;                                                                          \
+    case 0x21: F(__VA_ARGS__, 2, 1); break;                                                                          \
+    case 0x22: F(__VA_ARGS__, 2, 2); break;                                                                          \
+    case 0x23: F(__VA_ARGS__, 2, 3); break;                                                                          \
+    case 0x24: F(__VA_ARGS__, 2, 4); break;                                                                          \
+    case 0x41: F(__VA_ARGS__, 4, 1); break;                                                                          \
+    case 0x42: F(__VA_ARGS__, 4, 2); break;                                                                          \
+    case 0x81: F(__VA_ARGS__, 8, 1); break;                                                                          \
+    default: abort();                                                                                                \
+    }
+
+#define TILES(F, heads, units, ...)                                                                                  \
+    if ((units) >= 8) {                                                                                              \
+        for (long h = 0; h < (heads); h++)                                                                           \
+            for (long u0 = 0; u0 < (units); u0 += 8) {                                                               \
+                const long nh = 1, nu = (units) - u0 < 8 ? (units) - u0 : 8;                                         \
+                TILE_CASES(F, __VA_ARGS__, h, u0)                                                                    \
+            }                                                                                                        \
+    } else {                                                                                                         \
+        const long wide = 8 / (units) >= 8 ? 8 : 8 / (units) >= 4 ? 4 : 8 / (units) >= 2 ? 2 : 1;                    \
+        for (long h = 0; h < (heads);) {                                                                             \
+            long nh = wide;                                                                                          \
+            while (nh > (heads) - h) nh /= 2;                                                                        \
+            const long nu = (units), u0 = 0;                                                                         \
+            TILE_CASES(F, __VA_ARGS__, h, u0)                                                                        \
+            h += nh;                                                                                                 \
+        }                                                                                                            \
+    }
+
 // MARK: - AVX-512
 
-// Independent fma chains, for instruction-level parallelism: a tile is up to 8 (head, key
-// block) pairs for the scores, up to 8 (head, column chunk) pairs for the weighted values.
-
-// Scores of tile pairs first ..< first + U, pair p = (head p / blocks, block p % blocks), masked past L.
+// Scores of heads h0 ..< h0 + NH, key blocks b0 ..< b0 + NB (16 keys each, masked past L).
 __attribute__((target("avx512f"), always_inline)) static inline void
-scores512(const float *q, long group, long d, const float *keysT, long capacity, long blocks, long first, long visible,
-          float scale, float *s, long stride, const int U) {
+scores512(const float *q, long group, long d, const float *keysT, long capacity, long visible, float scale, float *s,
+          long stride, long h0, long b0, const int NH, const int NB) {
     __m512 acc[8];
     __mmask16 mask[8];
     const float *qh[8], *k[8];
-    float *out[8];
-    for (int u = 0; u < U; u++) {
-        const long h = (first + u) / blocks, b = (first + u) % blocks, left = visible - 16 * b;
-        mask[u] = left >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << left) - 1);
-        qh[u] = q + h * d;
-        k[u] = keysT + (h / group) * d * capacity + 16 * b;
-        out[u] = s + h * stride + 16 * b;
-        acc[u] = _mm512_setzero_ps();
+    for (int i = 0; i < NH; i++) {
+        qh[i] = q + (h0 + i) * d;
+        k[i] = keysT + ((h0 + i) / group) * d * capacity + 16 * b0;
     }
+    for (int b = 0; b < NB; b++) {
+        const long left = visible - 16 * (b0 + b);
+        mask[b] = left >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << left) - 1);
+    }
+    for (int u = 0; u < NH * NB; u++) acc[u] = _mm512_setzero_ps();
     for (long c = 0; c < d; c++)
-        for (int u = 0; u < U; u++)
-            acc[u] = _mm512_fmadd_ps(_mm512_set1_ps(qh[u][c]), _mm512_maskz_loadu_ps(mask[u], k[u] + c * capacity), acc[u]);
-    for (int u = 0; u < U; u++)
-        _mm512_storeu_ps(out[u], _mm512_mask_blend_ps(mask[u], _mm512_set1_ps(-__builtin_inff()),
-                                                      _mm512_mul_ps(acc[u], _mm512_set1_ps(scale))));
+        for (int i = 0; i < NH; i++) {
+            const __m512 qc = _mm512_set1_ps(qh[i][c]);
+            for (int b = 0; b < NB; b++)
+                acc[i * NB + b] = _mm512_fmadd_ps(qc, _mm512_maskz_loadu_ps(mask[b], k[i] + c * capacity + 16 * b), acc[i * NB + b]);
+        }
+    for (int i = 0; i < NH; i++)
+        for (int b = 0; b < NB; b++)
+            _mm512_storeu_ps(s + (h0 + i) * stride + 16 * (b0 + b),
+                             _mm512_mask_blend_ps(mask[b], _mm512_set1_ps(-__builtin_inff()),
+                                                  _mm512_mul_ps(acc[i * NB + b], _mm512_set1_ps(scale))));
 }
 
-// Weighted values of tile pairs first ..< first + U, pair p = (head p / chunks, chunk p % chunks), masked past d.
+// Weighted values of heads h0 ..< h0 + NH, column chunks c0 ..< c0 + NC (16 columns each, masked past d).
 __attribute__((target("avx512f"), always_inline)) static inline void
 values512(const float *s, long stride, const float *inverse, long group, long d, const float *values, long width,
-          long chunks, long first, long visible, float *o, const int U) {
+          long visible, float *o, long h0, long c0, const int NH, const int NC) {
     __m512 acc[8];
     __mmask16 mask[8];
     const float *e[8], *v[8];
-    for (int u = 0; u < U; u++) {
-        const long h = (first + u) / chunks, c = (first + u) % chunks, left = d - 16 * c;
-        mask[u] = left >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << left) - 1);
-        e[u] = s + h * stride;
-        v[u] = values + (h / group) * d + 16 * c;
-        acc[u] = _mm512_setzero_ps();
+    for (int i = 0; i < NH; i++) {
+        e[i] = s + (h0 + i) * stride;
+        v[i] = values + ((h0 + i) / group) * d + 16 * c0;
     }
+    for (int c = 0; c < NC; c++) {
+        const long left = d - 16 * (c0 + c);
+        mask[c] = left >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << left) - 1);
+    }
+    for (int u = 0; u < NH * NC; u++) acc[u] = _mm512_setzero_ps();
     for (long j = 0; j < visible; j++)
-        for (int u = 0; u < U; u++)
-            acc[u] = _mm512_fmadd_ps(_mm512_set1_ps(e[u][j]), _mm512_maskz_loadu_ps(mask[u], v[u] + j * width), acc[u]);
-    for (int u = 0; u < U; u++) {
-        const long h = (first + u) / chunks, c = (first + u) % chunks;
-        _mm512_mask_storeu_ps(o + h * d + 16 * c, mask[u], _mm512_mul_ps(acc[u], _mm512_set1_ps(inverse[h])));
-    }
+        for (int i = 0; i < NH; i++) {
+            const __m512 ej = _mm512_set1_ps(e[i][j]);
+            for (int c = 0; c < NC; c++)
+                acc[i * NC + c] = _mm512_fmadd_ps(ej, _mm512_maskz_loadu_ps(mask[c], v[i] + j * width + 16 * c), acc[i * NC + c]);
+        }
+    for (int i = 0; i < NH; i++)
+        for (int c = 0; c < NC; c++)
+            _mm512_mask_storeu_ps(o + (h0 + i) * d + 16 * (c0 + c), mask[c],
+                                  _mm512_mul_ps(acc[i * NC + c], _mm512_set1_ps(inverse[h0 + i])));
 }
 
-#define TILE(f, n, ...)                                                                                                  \
-    for (long p = 0; p < (n); p += 8) {                                                                                  \
-        switch ((n) - p < 8 ? (n) - p : 8) {                                                                             \
-        case 1: f(__VA_ARGS__, p, 1); break;                                                                             \
-        case 2: f(__VA_ARGS__, p, 2); break;                                                                             \
-        case 3: f(__VA_ARGS__, p, 3); break;                                                                             \
-        case 4: f(__VA_ARGS__, p, 4); break;                                                                             \
-        case 5: f(__VA_ARGS__, p, 5); break;                                                                             \
-        case 6: f(__VA_ARGS__, p, 6); break;                                                                             \
-        case 7: f(__VA_ARGS__, p, 7); break;                                                                             \
-        default: f(__VA_ARGS__, p, 8); break;                                                                            \
-        }                                                                                                                \
-    }
-
-#define SCORES512(q, group, d, keysT, capacity, blocks, visible, scale, s, stride, first, U) \
-    scores512(q, group, d, keysT, capacity, blocks, first, visible, scale, s, stride, U)
-#define VALUES512(s, stride, inverse, group, d, values, width, chunks, visible, out, first, U) \
-    values512(s, stride, inverse, group, d, values, width, chunks, first, visible, out, U)
+#define SCORES512(q, group, d, keysT, capacity, visible, scale, s, stride, h0, b0, NH, NB) \
+    scores512(q, group, d, keysT, capacity, visible, scale, s, stride, h0, b0, NH, NB)
+#define VALUES512(s, stride, inverse, group, d, values, width, visible, out, h0, c0, NH, NC) \
+    values512(s, stride, inverse, group, d, values, width, visible, out, h0, c0, NH, NC)
 
 __attribute__((target("avx512f"))) static void
 attend_avx512(const float *q, long heads, long kvHeads, long d, const float *keysT, long capacity, const float *values,
@@ -138,7 +174,7 @@ attend_avx512(const float *q, long heads, long kvHeads, long d, const float *key
     const long group = heads / kvHeads, width = kvHeads * d;
     const long blocks = (visible + 15) / 16, chunks = (d + 15) / 16, stride = 16 * blocks;
     float inverse[MTP_ATTEND_HEADS_MAX];
-    TILE(SCORES512, heads * blocks, q, group, d, keysT, capacity, blocks, visible, scale, s, stride)
+    TILES(SCORES512, heads, blocks, q, group, d, keysT, capacity, visible, scale, s, stride)
     for (long h = 0; h < heads; h++) {
         float *sh = s + h * stride;
         __m512 m16 = _mm512_set1_ps(-__builtin_inff());
@@ -158,7 +194,7 @@ attend_avx512(const float *q, long heads, long kvHeads, long d, const float *key
         _mm256_storeu_ps(a, lanes);
         inverse[h] = 1.0f / sumLanes(a);
     }
-    TILE(VALUES512, heads * chunks, s, stride, inverse, group, d, values, width, chunks, visible, out)
+    TILES(VALUES512, heads, chunks, s, stride, inverse, group, d, values, width, visible, out)
 }
 
 // MARK: - AVX2 + FMA
@@ -167,59 +203,76 @@ __attribute__((target("avx2,fma"), always_inline)) static inline __m256i mask256
     return _mm256_cmpgt_epi32(_mm256_set1_epi32((int)(left < 8 ? left : 8)), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
 }
 
+// Scores of heads h0 ..< h0 + NH, key blocks b0 ..< b0 + NB (8 keys each). Plain loads: a block
+// ends within the capacity (a multiple of 8); lanes past L are blended out.
 __attribute__((target("avx2,fma"), always_inline)) static inline void
-scores256(const float *q, long group, long d, const float *keysT, long capacity, long blocks, long first, long visible,
-          float scale, float *s, long stride, const int U) {
+scores256(const float *q, long group, long d, const float *keysT, long capacity, long visible, float scale, float *s,
+          long stride, long h0, long b0, const int NH, const int NB) {
     __m256 acc[8];
-    __m256i mask[8];
     const float *qh[8], *k[8];
-    float *out[8];
-    for (int u = 0; u < U; u++) {
-        const long h = (first + u) / blocks, b = (first + u) % blocks;
-        mask[u] = mask256(visible - 8 * b);
-        qh[u] = q + h * d;
-        k[u] = keysT + (h / group) * d * capacity + 8 * b;
-        out[u] = s + h * stride + 8 * b;
-        acc[u] = _mm256_setzero_ps();
+    for (int i = 0; i < NH; i++) {
+        qh[i] = q + (h0 + i) * d;
+        k[i] = keysT + ((h0 + i) / group) * d * capacity + 8 * b0;
     }
-    // Plain loads: a block of 8 keys ends within the capacity (a multiple of 8); lanes past L are blended out below.
+    for (int u = 0; u < NH * NB; u++) acc[u] = _mm256_setzero_ps();
     for (long c = 0; c < d; c++)
-        for (int u = 0; u < U; u++)
-            acc[u] = _mm256_fmadd_ps(_mm256_broadcast_ss(qh[u] + c), _mm256_loadu_ps(k[u] + c * capacity), acc[u]);
-    for (int u = 0; u < U; u++)
-        _mm256_storeu_ps(out[u], _mm256_blendv_ps(_mm256_set1_ps(-__builtin_inff()), _mm256_mul_ps(acc[u], _mm256_set1_ps(scale)),
-                                                  _mm256_castsi256_ps(mask[u])));
+        for (int i = 0; i < NH; i++) {
+            const __m256 qc = _mm256_broadcast_ss(qh[i] + c);
+            for (int b = 0; b < NB; b++)
+                acc[i * NB + b] = _mm256_fmadd_ps(qc, _mm256_loadu_ps(k[i] + c * capacity + 8 * b), acc[i * NB + b]);
+        }
+    for (int i = 0; i < NH; i++)
+        for (int b = 0; b < NB; b++)
+            _mm256_storeu_ps(s + (h0 + i) * stride + 8 * (b0 + b),
+                             _mm256_blendv_ps(_mm256_set1_ps(-__builtin_inff()), _mm256_mul_ps(acc[i * NB + b], _mm256_set1_ps(scale)),
+                                              _mm256_castsi256_ps(mask256(visible - 8 * (b0 + b)))));
 }
 
+// Weighted values of heads h0 ..< h0 + NH, column chunks c0 ..< c0 + NC (8 columns each; the
+// last chunk of a head is loaded and stored under a mask when d is not a multiple of 8).
 __attribute__((target("avx2,fma"), always_inline)) static inline void
 values256(const float *s, long stride, const float *inverse, long group, long d, const float *values, long width,
-          long chunks, long first, long visible, float *o, const int U, const int masked) {
+          long visible, float *o, long h0, long c0, const int NH, const int NC) {
     __m256 acc[8];
-    __m256i mask[8];
     const float *e[8], *v[8];
-    for (int u = 0; u < U; u++) {
-        const long h = (first + u) / chunks, c = (first + u) % chunks;
-        mask[u] = mask256(d - 8 * c);
-        e[u] = s + h * stride;
-        v[u] = values + (h / group) * d + 8 * c;
-        acc[u] = _mm256_setzero_ps();
+    const int partial = d % 8 != 0 && c0 + NC == (d + 7) / 8;
+    const __m256i last = mask256(d - 8 * (c0 + NC - 1));
+    for (int i = 0; i < NH; i++) {
+        e[i] = s + (h0 + i) * stride;
+        v[i] = values + ((h0 + i) / group) * d + 8 * c0;
     }
-    for (long j = 0; j < visible; j++)
-        for (int u = 0; u < U; u++)
-            acc[u] = _mm256_fmadd_ps(_mm256_broadcast_ss(e[u] + j),
-                                     masked ? _mm256_maskload_ps(v[u] + j * width, mask[u]) : _mm256_loadu_ps(v[u] + j * width),
-                                     acc[u]);
-    for (int u = 0; u < U; u++) {
-        const long h = (first + u) / chunks, c = (first + u) % chunks;
-        _mm256_maskstore_ps(o + h * d + 8 * c, mask[u], _mm256_mul_ps(acc[u], _mm256_set1_ps(inverse[h])));
+    for (int u = 0; u < NH * NC; u++) acc[u] = _mm256_setzero_ps();
+    if (partial) {
+        for (long j = 0; j < visible; j++)
+            for (int i = 0; i < NH; i++) {
+                const __m256 ej = _mm256_broadcast_ss(e[i] + j);
+                for (int c = 0; c < NC; c++) {
+                    const float *p = v[i] + j * width + 8 * c;
+                    const __m256 vj = c == NC - 1 ? _mm256_maskload_ps(p, last) : _mm256_loadu_ps(p);
+                    acc[i * NC + c] = _mm256_fmadd_ps(ej, vj, acc[i * NC + c]);
+                }
+            }
+    } else {
+        for (long j = 0; j < visible; j++)
+            for (int i = 0; i < NH; i++) {
+                const __m256 ej = _mm256_broadcast_ss(e[i] + j);
+                for (int c = 0; c < NC; c++)
+                    acc[i * NC + c] = _mm256_fmadd_ps(ej, _mm256_loadu_ps(v[i] + j * width + 8 * c), acc[i * NC + c]);
+            }
     }
+    for (int i = 0; i < NH; i++)
+        for (int c = 0; c < NC; c++) {
+            float *p = o + (h0 + i) * d + 8 * (c0 + c);
+            const __m256 r = _mm256_mul_ps(acc[i * NC + c], _mm256_set1_ps(inverse[h0 + i]));
+            if (partial && c == NC - 1) _mm256_maskstore_ps(p, last, r);
+            else _mm256_storeu_ps(p, r);
+        }
 }
 
-#define SCORES256(q, group, d, keysT, capacity, blocks, visible, scale, s, stride, first, U) \
-    scores256(q, group, d, keysT, capacity, blocks, first, visible, scale, s, stride, U)
-#define VALUES256(s, stride, inverse, group, d, values, width, chunks, visible, out, first, U)                     \
-    if (d % 8 == 0) values256(s, stride, inverse, group, d, values, width, chunks, first, visible, out, U, 0); \
-    else values256(s, stride, inverse, group, d, values, width, chunks, first, visible, out, U, 1)
+#define SCORES256(q, group, d, keysT, capacity, visible, scale, s, stride, h0, b0, NH, NB) \
+    scores256(q, group, d, keysT, capacity, visible, scale, s, stride, h0, b0, NH, NB)
+#define VALUES256(s, stride, inverse, group, d, values, width, visible, out, h0, c0, NH, NC) \
+    values256(s, stride, inverse, group, d, values, width, visible, out, h0, c0, NH, NC)
 
 __attribute__((target("avx2,fma"))) static void
 attend_avx2(const float *q, long heads, long kvHeads, long d, const float *keysT, long capacity, const float *values,
@@ -227,7 +280,7 @@ attend_avx2(const float *q, long heads, long kvHeads, long d, const float *keysT
     const long group = heads / kvHeads, width = kvHeads * d;
     const long blocks = (visible + 7) / 8, chunks = (d + 7) / 8, stride = 16 * ((visible + 15) / 16);
     float inverse[MTP_ATTEND_HEADS_MAX];
-    TILE(SCORES256, heads * blocks, q, group, d, keysT, capacity, blocks, visible, scale, s, stride)
+    TILES(SCORES256, heads, blocks, q, group, d, keysT, capacity, visible, scale, s, stride)
     for (long h = 0; h < heads; h++) {
         float *sh = s + h * stride;
         __m256 m8 = _mm256_set1_ps(-__builtin_inff());
@@ -249,7 +302,7 @@ attend_avx2(const float *q, long heads, long kvHeads, long d, const float *keysT
         _mm256_storeu_ps(a, lanes);
         inverse[h] = 1.0f / sumLanes(a);
     }
-    TILE(VALUES256, heads * chunks, s, stride, inverse, group, d, values, width, chunks, visible, out)
+    TILES(VALUES256, heads, chunks, s, stride, inverse, group, d, values, width, visible, out)
 }
 #endif
 
