@@ -11,6 +11,7 @@
 #define MTP_VECTOR_EXP_H
 
 #include <stdint.h>
+#include <math.h>
 #include <string.h>
 
 #pragma STDC FP_CONTRACT OFF
@@ -48,6 +49,33 @@ static inline float mtp_exp_scalar(float x) {
     if (x < -103.97208f) y = 0.0f;
     if (x != x) y = x;
     return y;
+}
+
+// e^x of a softmax weight, x ≤ 0 (a score minus its row's maximum), cheaper than the above:
+// the same n and 2^n, but r = x − n·ln2 and a degree-6 Taylor polynomial in fused
+// multiply-adds (relative error below 2·10⁻⁷ on |r| ≤ ln2/2), and 0 for x < −80 (e⁻⁸⁰ is
+// 10⁻³⁵ of the row's largest weight, and no result is subnormal, which would cost a
+// microcode assist). Every variant runs these operations, so their bits agree; it is not
+// `VectorMath.exp` (nothing compares softmax weights with the training forward's bit for bit).
+static inline float mtp_softmax_exp_scalar(float x) {
+    const float t = x * MTP_EXP_LOG2E + MTP_EXP_MAGIC;
+    const float n = t - MTP_EXP_MAGIC;
+    int32_t ti;
+    memcpy(&ti, &t, 4);
+    const int32_t ni = (int32_t)((uint32_t)ti - 0x4B400000u);
+    float r = fmaf(n, -MTP_EXP_LN2HI, x);
+    r = fmaf(n, -MTP_EXP_LN2LO, r);
+    float p = 1.0f / 720.0f;
+    p = fmaf(p, r, 1.0f / 120.0f);
+    p = fmaf(p, r, 1.0f / 24.0f);
+    p = fmaf(p, r, 1.0f / 6.0f);
+    p = fmaf(p, r, 0.5f);
+    p = fmaf(p, r, 1.0f);
+    p = fmaf(p, r, 1.0f);
+    const uint32_t b = (uint32_t)(ni + 127) << 23;
+    float scale;
+    memcpy(&scale, &b, 4);
+    return x < -80.0f ? 0.0f : p * scale;
 }
 
 #if defined(__x86_64__)
@@ -107,6 +135,41 @@ __attribute__((target("avx512f"), always_inline)) static inline __m512 mtp_exp16
     y = _mm512_mask_blend_ps(_mm512_cmp_ps_mask(x, _mm512_set1_ps(88.722839f), _CMP_GT_OQ), y, _mm512_set1_ps(__builtin_inff()));
     y = _mm512_mask_blend_ps(_mm512_cmp_ps_mask(x, _mm512_set1_ps(-103.97208f), _CMP_LT_OQ), y, _mm512_setzero_ps());
     return _mm512_mask_blend_ps(_mm512_cmp_ps_mask(x, x, _CMP_UNORD_Q), y, x);
+}
+__attribute__((target("avx2,fma"), always_inline)) static inline __m256 mtp_softmax_exp8(__m256 x) {
+    const __m256 magic = _mm256_set1_ps(MTP_EXP_MAGIC);
+    const __m256 t = _mm256_add_ps(_mm256_mul_ps(x, _mm256_set1_ps(MTP_EXP_LOG2E)), magic);
+    const __m256 n = _mm256_sub_ps(t, magic);
+    const __m256i ni = _mm256_sub_epi32(_mm256_castps_si256(t), _mm256_set1_epi32(0x4B400000));
+    __m256 r = _mm256_fmadd_ps(n, _mm256_set1_ps(-MTP_EXP_LN2HI), x);
+    r = _mm256_fmadd_ps(n, _mm256_set1_ps(-MTP_EXP_LN2LO), r);
+    __m256 p = _mm256_set1_ps(1.0f / 720.0f);
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f / 120.0f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f / 24.0f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f / 6.0f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(0.5f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f));
+    const __m256 scale = _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_add_epi32(ni, _mm256_set1_epi32(127)), 23));
+    return _mm256_andnot_ps(_mm256_cmp_ps(x, _mm256_set1_ps(-80.0f), _CMP_LT_OQ), _mm256_mul_ps(p, scale));
+}
+
+__attribute__((target("avx512f"), always_inline)) static inline __m512 mtp_softmax_exp16(__m512 x) {
+    const __m512 magic = _mm512_set1_ps(MTP_EXP_MAGIC);
+    const __m512 t = _mm512_add_ps(_mm512_mul_ps(x, _mm512_set1_ps(MTP_EXP_LOG2E)), magic);
+    const __m512 n = _mm512_sub_ps(t, magic);
+    const __m512i ni = _mm512_sub_epi32(_mm512_castps_si512(t), _mm512_set1_epi32(0x4B400000));
+    __m512 r = _mm512_fmadd_ps(n, _mm512_set1_ps(-MTP_EXP_LN2HI), x);
+    r = _mm512_fmadd_ps(n, _mm512_set1_ps(-MTP_EXP_LN2LO), r);
+    __m512 p = _mm512_set1_ps(1.0f / 720.0f);
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 120.0f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 24.0f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 6.0f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(0.5f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f));
+    const __m512 scale = _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_add_epi32(ni, _mm512_set1_epi32(127)), 23));
+    return _mm512_maskz_mov_ps(_mm512_cmp_ps_mask(x, _mm512_set1_ps(-80.0f), _CMP_NLT_UQ), _mm512_mul_ps(p, scale));
 }
 #endif
 
