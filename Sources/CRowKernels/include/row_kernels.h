@@ -85,6 +85,14 @@ void mtp_rotate_rows_variant(int variant, float *x, long rows, long heads, long 
 void mtp_kv_append(float *keysT, float *values, long capacity, long width, long length, const float *keys,
                    const float *newValues, long count);
 
+/// RMSNorm of `rows` rows of d floats (x contiguous, row r of y at y + r·stride): bit for bit
+/// NN's `rmsNormRow`, y = x · (1/√(x·x/d + ε)) · w (see rmsnorm_rows.c for the order of the sum).
+void mtp_rmsnorm_rows(const float *x, long rows, long d, const float *w, float epsilon, float *y, long stride);
+
+/// The same with a chosen variant (which must be supported).
+void mtp_rmsnorm_rows_variant(int variant, const float *x, long rows, long d, const float *w, float epsilon, float *y,
+                              long stride);
+
 #ifdef __cplusplus
 }
 #endif
