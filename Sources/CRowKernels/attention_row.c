@@ -5,7 +5,7 @@
 //
 // For every head h, with K, V that head's cached keys and values:
 //   s_j = (Σ_c q[c]·K[c][j], an fma chain over c from +0) · c            j < L
-//   e_j = exp(s_j − max_j s_j)                           (vector_exp.h's softmax exp)
+//   e_j = exp(s_j − max_j s_j)                                           (vector_exp.h)
 //   t   = lane sums a_i = Σ_b e_{8b+i} (8 lanes, blocks b in order, from +0), then
 //         a_0 + a_1 + … + a_7 left to right
 //   o[c] = (Σ_j e_j·V[j][c], an fma chain over j from +0) · (1/t)
@@ -46,7 +46,7 @@ static void attend_generic(const float *q, long heads, long kvHeads, long d, con
         }
         float lanes[8] = {0, 0, 0, 0, 0, 0, 0, 0};
         for (long j = 0; j < visible; j++) {
-            s[j] = mtp_softmax_exp_scalar(s[j] - m);
+            s[j] = mtp_exp_scalar(s[j] - m);
             lanes[j % 8] = lanes[j % 8] + s[j];
         }
         const float inverse = 1.0f / sumLanes(lanes);
@@ -185,7 +185,7 @@ attend_avx512(const float *q, long heads, long kvHeads, long d, const float *key
             const long left = visible - 16 * b;
             const __mmask16 mask = left >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << left) - 1);
             // Lanes past L take exp(0) and are then zeroed.
-            const __m512 e = _mm512_maskz_mov_ps(mask, mtp_softmax_exp16(_mm512_maskz_sub_ps(mask, _mm512_loadu_ps(sh + 16 * b), m)));
+            const __m512 e = _mm512_maskz_mov_ps(mask, mtp_exp16(_mm512_maskz_sub_ps(mask, _mm512_loadu_ps(sh + 16 * b), m)));
             _mm512_storeu_ps(sh + 16 * b, e);
             lanes = _mm256_add_ps(lanes, _mm512_castps512_ps256(e));
             lanes = _mm256_add_ps(lanes, _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(e), 1)));
@@ -294,7 +294,7 @@ attend_avx2(const float *q, long heads, long kvHeads, long d, const float *keysT
         for (long b = 0; b < blocks; b++) {
             // Lanes past L take exp(0) and are then zeroed.
             const __m256 live = _mm256_castsi256_ps(mask256(visible - 8 * b));
-            const __m256 e = _mm256_and_ps(mtp_softmax_exp8(_mm256_and_ps(_mm256_sub_ps(_mm256_loadu_ps(sh + 8 * b), m), live)), live);
+            const __m256 e = _mm256_and_ps(mtp_exp8(_mm256_and_ps(_mm256_sub_ps(_mm256_loadu_ps(sh + 8 * b), m), live)), live);
             _mm256_storeu_ps(sh + 8 * b, e);
             lanes = _mm256_add_ps(lanes, e);
         }

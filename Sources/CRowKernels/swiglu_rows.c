@@ -1,7 +1,7 @@
 // SwiGLU of decoding rows (see README.md and row_kernels.h): out[i] = (a·σ(a))·u with
-// σ(a) = 1 / (1 + e^(−a)), each step one IEEE operation in the order of NN's
-// `swiGLUForward`, whose exp vector_exp.h repeats: every element's bits equal the
-// training kernel's, on every variant, whatever the vector width.
+// σ(a) = 1 / (1 + e^(−a)) and vector_exp.h's exp, in the order of NN's `swiGLUForward`:
+// every variant gives the same bits, within rounding of the training kernel's (whose exp
+// has no fused multiply-adds; vector_exp.h's costs half the instructions).
 
 #include "row_kernels.h"
 #include "vector_exp.h"

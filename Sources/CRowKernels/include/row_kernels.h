@@ -62,8 +62,8 @@ void mtp_attend_row_variant(int variant, const float *query, long heads, long kv
 /// The scratch floats `mtp_attend_row` needs for `heads` heads and `visible` positions.
 long mtp_attend_scores_capacity(long heads, long visible);
 
-/// out[i] = gate[i] · σ(gate[i]) · up[i] for i < n, σ(a) = 1 / (1 + e^(−a)), bit for bit the
-/// operations of NN's `swiGLUForward` (its exp is Tensors' `VectorMath.exp`). `out` may be `gate`.
+/// out[i] = gate[i] · σ(gate[i]) · up[i] for i < n, σ(a) = 1 / (1 + e^(−a)) with vector_exp.h's
+/// exp (within rounding of NN's `swiGLUForward`; every variant gives the same bits). `out` may be `gate`.
 void mtp_swiglu(const float *gate, const float *up, float *out, long n);
 
 /// The same with a chosen variant (which must be supported).
