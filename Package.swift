@@ -3,7 +3,7 @@ import PackageDescription
 
 // The module layering (arrows point to what a module imports; nothing imports sideways):
 //   mtp → LossCases, Generation, Training, Pipeline → Data, Model → MTP → NN, Losses → Tensors → CBLAS
-//   NN → CRowKernels (the decoding projection for a few rows, the attention tiles)
+//   NN → CRowKernels (the decoding row kernels, the attention tiles)
 //   mtp → Distributed → Training, Pipeline, CMPI (OpenMPI)
 
 let package = Package(
