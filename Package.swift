@@ -3,7 +3,7 @@ import PackageDescription
 
 // The module layering (arrows point to what a module imports; nothing imports sideways):
 //   mtp → LossCases, Generation, Training, Pipeline → Data, Model → MTP → NN, Losses → Tensors → CBLAS
-//   NN → CRowKernels (the decoding projection for a few rows, the attention tiles)
+//   NN → CRowKernels (the decoding row kernels, the attention tiles)
 //   mtp → Distributed → Training, Pipeline, CMPI (OpenMPI)
 
 let package = Package(
@@ -92,7 +92,7 @@ let package = Package(
         .target(name: "TrainingTestSupport", dependencies: ["Training", "Model", "Data"], path: "Tests/TrainingTestSupport"),
         .testTarget(name: "TensorsTests", dependencies: ["Tensors", "TestSupport"]),
         .testTarget(name: "LossesTests", dependencies: ["Losses", "TestSupport"]),
-        .testTarget(name: "NNTests", dependencies: ["NN", "TestSupport"]),
+        .testTarget(name: "NNTests", dependencies: ["NN", "CRowKernels", "TestSupport"]),
         .testTarget(name: "MTPTests", dependencies: ["MTP", "Losses", "NN", "TestSupport"]),
         .testTarget(name: "DataTests", dependencies: ["Data", "Tensors", "MTP", "TestSupport"]),
         .testTarget(name: "LossCasesTests", dependencies: ["LossCases", "MTP", "Losses", "TestSupport"]),

@@ -16,9 +16,11 @@
 // everything that only feeds their own output.
 //
 // Batch invariance: one query row's attention depends on that row and its visible
-// length alone, computed in a fixed order, so a position's output is bit-identical
-// whether its row is decoded alone or among others (speculative verification rests on it).
+// length alone, computed in a fixed order (CRowKernels' attention_row.c, the same on
+// every instruction set), so a position's output is bit-identical whether its row is
+// decoded alone or among others (speculative verification rests on it).
 
+import CRowKernels
 import Tensors
 
 extension Attention {
@@ -95,45 +97,15 @@ extension Attention {
     }
 
     /// One query row of `heads` heads against the first `visible` cached positions of
-    /// their key/value heads: softmax(c · q·Kᵀ) · V with c = 1/√d. Everything here depends on this row and
-    /// `visible` alone, in a fixed order (see the file header). (Two single-row GEMMs per
-    /// head, q·Kᵀ and p·V, measured no faster than these loops.)
+    /// their key/value heads: softmax(c · q·Kᵀ) · V with c = 1/√d, by the CRowKernels row
+    /// kernel. Everything depends on this row and `visible` alone, in a fixed order that
+    /// every instruction set follows (see the file header).
     @inline(__always)
     static func attend(_ query: UnsafePointer<Float>, heads: Int, cache: KVCache, visible: Int, scores: RowBuffer,
                        into out: UnsafeMutablePointer<Float>) {
-        let blocks = (visible + 7) / 8
-        scores.reserve(blocks * 8)
-        let s = scores.pointer, stride = cache.capacity, values = cache.values
-        let d = cache.headDimension, h = cache.width, scale = 1 / Float(d).squareRoot()
-        let group = heads / cache.heads
-        for head in 0..<heads {
-            let kvHead = head / group
-            let qh = query + head * d, keys = cache.keys(head: kvHead), o = out + head * d
-            // Eight keys at a time; lanes past `visible` read zeros or stale keys and are ignored.
-            for b in 0..<blocks {
-                var acc = SIMD8<Float>(repeating: 0)
-                let column = keys + b * 8
-                for c in 0..<d { acc += SIMD8(repeating: qh[c]) * RowMath.load(column + c * stride) }
-                RowMath.store(acc * scale, s + b * 8)
-            }
-            let total = RowMath.expInPlace(s, visible, shift: RowMath.max(s, visible))
-            let inverse = 1 / total
-            // Σ_j p_j · V[j, c..<c+8], one register per pass over the keys.
-            var c = 0
-            while c + 8 <= d {
-                var acc = SIMD8<Float>(repeating: 0)
-                for j in 0..<visible { acc += SIMD8(repeating: s[j]) * RowMath.load(values + j * h + kvHead * d + c) }
-                RowMath.store(acc * inverse, o + c)
-                c += 8
-            }
-            if c < d {
-                var acc = SIMD8<Float>(repeating: 0)
-                for j in 0..<visible {
-                    let vj = values + j * h + kvHead * d + c
-                    for i in 0..<(d - c) { acc[i] += s[j] * vj[i] }
-                }
-                for i in 0..<(d - c) { o[c + i] = acc[i] * inverse }
-            }
-        }
+        scores.reserve(mtp_attend_scores_capacity(heads, visible))
+        let d = cache.headDimension
+        mtp_attend_row(query, heads, cache.heads, d, cache.keys(head: 0), cache.capacity, cache.values, visible,
+                       1 / Float(d).squareRoot(), scores.pointer, out)
     }
 }

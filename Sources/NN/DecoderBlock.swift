@@ -88,7 +88,10 @@ public final class DecoderBlock: Layer {
 extension DecoderBlock {
     /// A frozen Float32 copy of a block for decoding one sequence on raw rows (no autograd):
     /// the lean inference path of ``DecoderBlock``, as mlx-swift-lm calls `model(x, cache:)`.
-    public struct Frozen {
+    ///
+    /// A class, not a struct: a decoding forward calls every block, and handing a struct of
+    /// some twenty buffers to a call retained and released each of them.
+    public final class Frozen {
         /// `input_layernorm`.
         public let inputLayernorm: RMSNorm.Frozen
         /// `self_attn`.

@@ -11,7 +11,8 @@
 
 import Tensors
 
-/// A growable Float32 buffer reused across calls (new storage is zero-filled).
+/// A growable Float32 buffer reused across calls (new storage is zero-filled and starts on a
+/// 64-byte cache line, so the row kernel's 16-float weight lines never straddle two).
 public final class RowBuffer {
     /// The storage; moves when ``reserve(_:keeping:)`` grows it.
     public private(set) var pointer: UnsafeMutablePointer<Float>
@@ -21,8 +22,12 @@ public final class RowBuffer {
     /// A zero-filled buffer of `capacity` floats.
     public init(capacity: Int = 0) {
         self.capacity = capacity
-        pointer = .allocate(capacity: Swift.max(1, capacity))
-        pointer.initialize(repeating: 0, count: Swift.max(1, capacity))
+        pointer = Self.allocate(Swift.max(1, capacity))
+    }
+
+    private static func allocate(_ count: Int) -> UnsafeMutablePointer<Float> {
+        let p = UnsafeMutableRawPointer.allocate(byteCount: count * MemoryLayout<Float>.stride, alignment: 64)
+        return p.initializeMemory(as: Float.self, repeating: 0, count: count)
     }
 
     /// A copy of `tensor`'s values as Float32, in its row-major order.
@@ -38,8 +43,7 @@ public final class RowBuffer {
     public func reserve(_ count: Int, keeping: Int = 0) {
         guard count > capacity else { return }
         let newCapacity = Swift.max(count, 2 * capacity, 64)
-        let fresh = UnsafeMutablePointer<Float>.allocate(capacity: newCapacity)
-        fresh.initialize(repeating: 0, count: newCapacity)
+        let fresh = Self.allocate(newCapacity)
         if keeping > 0 { fresh.update(from: pointer, count: Swift.min(keeping, capacity)) }
         pointer.deallocate()
         pointer = fresh

@@ -13,6 +13,7 @@
 // Speculative decoding rolls rejected positions back with `truncate(to:)`; the storage
 // stays, so appending again reuses it.
 
+import CRowKernels
 import Tensors
 
 /// The past keys (rotated) and values of one attention layer for one sequence (use one
@@ -57,15 +58,7 @@ public final class KVCache {
     ///   - count: the number of positions.
     public func append(keys k: UnsafePointer<Float>, values v: UnsafePointer<Float>, count: Int) {
         reserve(length + count)
-        let d = headDimension, h = width, stride = capacity, kp = keyStorage.pointer
-        for t in 0..<count {
-            let row = k + t * h, position = length + t
-            for head in 0..<heads {
-                let base = kp + head * d * stride + position
-                for c in 0..<d { base[c * stride] = row[head * d + c] }
-            }
-        }
-        (valueStorage.pointer + length * h).update(from: v, count: count * h)
+        mtp_kv_append(keyStorage.pointer, valueStorage.pointer, capacity, width, length, k, v, count)
         length += count
     }
 

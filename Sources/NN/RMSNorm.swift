@@ -10,9 +10,11 @@
 //   ∂L/∂wⱼ = Σ_rows gⱼ · xⱼ · r
 // The forward keeps r per row; rows run in parallel, and the weight gradient is
 // summed per fixed row chunk, then over chunks in order (deterministic).
-// The row forward is one kernel, `rmsNormRow`, shared by the autograd forward and the
-// inference path (``RMSNorm/Frozen``), so training and decoding normalise alike, bit for bit.
+// The row forward is one kernel, `rmsNormRow`, in the autograd forward; the inference path
+// (``RMSNorm/Frozen``) runs its operations in CRowKernels at the CPU's vector width, so
+// training and decoding normalise alike, bit for bit.
 
+import CRowKernels
 @_spi(Kernels) import Tensors
 
 /// RMS normalisation of the last axis with a learned scale.
@@ -120,8 +122,9 @@ public func rmsNorm(_ x: Tensor, weight: Tensor, epsilon: Float) throws -> Tenso
 // MARK: - Inference
 
 extension RMSNorm {
-    /// A frozen Float32 copy of a norm for inference on raw rows (no autograd), through the
-    /// same row kernel as the autograd forward.
+    /// A frozen Float32 copy of a norm for inference on raw rows (no autograd), through
+    /// CRowKernels' `mtp_rmsnorm_rows`: the operations of the autograd forward's `rmsNormRow`,
+    /// bit for bit (`InferenceTests`, `RMSNormRowKernelTests`).
     public struct Frozen {
         /// The extent of a row.
         public let dimension: Int
@@ -147,8 +150,7 @@ extension RMSNorm {
         @inline(__always)
         public func callAsFunction(_ x: UnsafePointer<Float>, rows m: Int, into y: UnsafeMutablePointer<Float>,
                                    outputStride: Int? = nil) {
-            let d = dimension, stride = outputStride ?? dimension, w = UnsafePointer(weight.pointer)
-            for r in 0..<m { _ = rmsNormRow(x + r * d, weight: w, epsilon: epsilon, count: d, into: y + r * stride) }
+            mtp_rmsnorm_rows(x, m, dimension, weight.pointer, epsilon, y, outputStride ?? dimension)
         }
     }
 }

@@ -10,9 +10,12 @@
 // Angles are formed in Double, so any integer position (MTP rolls them) is exact enough.
 // Two kernels hold the maths once: `writeAngles` (the cos/sin of one position) and
 // `rotateHalf` (one head's pairs turned). The autograd node (RotaryTable, one table per
-// call) and the inference path (``RotaryEmbedding/PositionTable``, grown over the
-// positions decoding reaches, rotating rows in place) both use them.
+// call) uses both; the inference path (``RotaryEmbedding/PositionTable``, grown over the
+// positions decoding reaches, rotating rows in place) uses `writeAngles` and turns the
+// pairs with CRowKernels' `mtp_rotate_rows`, `rotateHalf`'s operations at the CPU's vector
+// width (bit for bit: `RotaryRowKernelTests`).
 
+import CRowKernels
 import Foundation
 @_spi(Kernels) import Tensors
 
@@ -200,18 +203,14 @@ extension RotaryEmbedding {
 
         /// Rotates, in place, every head of `m` consecutive token rows of `heads · d` floats;
         /// row r sits at position `firstPosition + r` (precondition: `firstPosition ≥ 0`).
+        /// The CRowKernels rotation runs the operations of `rotateHalf`, so the bits are the
+        /// training forward's.
         public func rotate(_ x: UnsafeMutablePointer<Float>, rows m: Int, heads: Int, firstPosition: Int) {
             precondition(firstPosition >= 0, "PositionTable.rotate: negative position \(firstPosition)")
             reserve(firstPosition + m)
-            let half = rotary.headDimension / 2, d = rotary.headDimension
-            for r in 0..<m {
-                let c = UnsafePointer(cos.pointer + (firstPosition + r) * half)
-                let s = UnsafePointer(sin.pointer + (firstPosition + r) * half)
-                for head in 0..<heads {
-                    let p = x + (r * heads + head) * d
-                    rotateHalf(p, into: p, cos: c, sin: s, half: half, sign: 1)
-                }
-            }
+            let half = rotary.headDimension / 2
+            mtp_rotate_rows(x, m, heads, rotary.headDimension, cos.pointer + firstPosition * half,
+                            sin.pointer + firstPosition * half)
         }
     }
 }

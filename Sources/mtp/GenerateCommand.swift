@@ -216,10 +216,11 @@ enum GenerationSetup {
             + "caches recomputed \(s.windowShifts) time\(s.windowShifts == 1 ? "" : "s")"
     }
 
-    /// Which kernels decode: the batch-invariant row kernel for a step's few rows, BLAS for prefill.
+    /// Which kernels decode: the batch-invariant row kernel for a step's few rows and short prefills, BLAS for long ones.
     static var kernelNote: String {
-        "verification: one batched main forward per step; rows of decoding calls (≤ \(Linear.Frozen.kernelRows)) run the "
-            + "batch-invariant \(Linear.KernelVariant.current) kernel, prompt prefill runs BLAS (\(BLAS.coreName ?? "not OpenBLAS"))"
+        "verification: one batched main forward per step; calls of up to \(Linear.Frozen.chunkedKernelRows) rows run the "
+            + "batch-invariant \(Linear.KernelVariant.current) kernel (\(Linear.Frozen.kernelRows) rows at a time), longer "
+            + "prefills BLAS (\(BLAS.coreName ?? "not OpenBLAS"))"
     }
 
     /// The `--json` object of a speculative run; `best_acceptance` is null when unknown.

@@ -2,7 +2,8 @@
 // count 1 … 8, every shape the default model and the tests' models use and every
 // instruction set this CPU runs, a row's bits are the same alone as in a batch (with and
 // without accumulation), equal a fused multiply-add chain computed here in Swift, and
-// equal across instruction sets. Also: larger calls (BLAS) stay close to the kernel.
+// equal across instruction sets. Also: calls of up to 64 rows run the kernel 8 rows at a
+// time (each row's bits as alone), larger calls (BLAS) stay close to it.
 // This replaces the run-time probe of the BLAS that decoding once used.
 
 import NN
@@ -77,19 +78,21 @@ final class RowKernelTests: XCTestCase {
         }
     }
 
-    func testTheLayerRunsTheKernelUpToEightRowsAndBLASBeyond() {
+    func testTheLayerRunsTheKernelUpTo64RowsAndBLASBeyond() {
         let layer = frozen(96, 256, seed: 3)
-        for m in [1, 3, 8, 9, 20] {
+        for m in [1, 3, 8, 9, 20, 64, 65, 80] {
             let x = random(m * 96, seed: UInt64(m))
-            var y = [Float](repeating: 0, count: m * 256), k = y
-            x.withUnsafeBufferPointer { xp in
-                y.withUnsafeMutableBufferPointer { layer(xp.baseAddress!, rows: m, into: $0.baseAddress!) }
-                if m <= 8 {
-                    k.withUnsafeMutableBufferPointer { layer.kernel(.current, xp.baseAddress!, rows: m, into: $0.baseAddress!) }
+            var y = [Float](repeating: 0, count: m * 256)
+            x.withUnsafeBufferPointer { xp in y.withUnsafeMutableBufferPointer { layer(xp.baseAddress!, rows: m, into: $0.baseAddress!) } }
+            if m <= Linear.Frozen.chunkedKernelRows {
+                // Every row as the kernel computes it alone.
+                for r in 0..<m {
+                    var alone = [Float](repeating: 0, count: 256)
+                    x.withUnsafeBufferPointer { xp in
+                        alone.withUnsafeMutableBufferPointer { layer.kernel(.current, xp.baseAddress! + r * 96, rows: 1, into: $0.baseAddress!) }
+                    }
+                    XCTAssertEqual(Array(y[(r * 256)..<((r + 1) * 256)]).map(\.bitPattern), alone.map(\.bitPattern), "row \(r) of \(m)")
                 }
-            }
-            if m <= 8 {
-                XCTAssertEqual(y.map(\.bitPattern), k.map(\.bitPattern), "\(m) rows")
             } else {
                 // BLAS: same values up to rounding.
                 for r in 0..<m {

@@ -1,4 +1,5 @@
-// The decoding projection kernel of NN's `Linear.Frozen` for a few rows (private; see README.md).
+// The decoding row kernels of NN's frozen layers: the projection of `Linear.Frozen` for a few
+// rows, one query row's attention and SwiGLU (private; see README.md).
 #ifndef MTP_ROW_KERNELS_H
 #define MTP_ROW_KERNELS_H
 
@@ -16,10 +17,17 @@ enum {
     MTP_ROWS_AVX512 = 2,
 };
 
+/// The floats of `w` ([in, out]) in the kernel's panel layout: ⌈out/16⌉ · 16 · in.
+long mtp_rows_packed_count(long in, long out);
+
+/// Packs `w` (in × out, row-major) into `panels` (`mtp_rows_packed_count` floats): panel p holds
+/// columns 16p ..< 16p + 16 of every row k, one 16-float line per k, columns past `out` zero.
+void mtp_rows_pack(const float *w, long in, long out, float *panels);
+
 /// y[r][j] = Σ_k x[r][k]·w[k][j] (accumulate: y[r][j] += that sum), for r < rows ≤ 8, j < out.
 /// Each sum is a chain of fused multiply-adds over k = 0, 1, …, in − 1 from +0, then one
 /// addition to y when accumulating: the bits of row r depend on x's row r and w alone.
-/// x: rows × in, row-major; w: in × out, row-major; y: rows × out, row-major.
+/// x: rows × in, row-major; w: packed by `mtp_rows_pack`; y: rows × out, row-major.
 void mtp_rows_matmul(const float *x, long rows, long in, const float *w, long out, float *y, int accumulate);
 
 /// The same with a chosen variant (which must be supported: see `mtp_rows_supported`).
@@ -32,6 +40,58 @@ int mtp_rows_supported(int variant);
 /// The variant `mtp_rows_matmul` runs: the widest supported, unless the environment variable
 /// MTP_ROW_KERNEL (generic, avx2, avx512) names a supported narrower one.
 int mtp_rows_variant(void);
+
+/// The most query heads `mtp_attend_row` takes.
+#define MTP_ATTEND_HEADS_MAX 256
+
+/// Attention of one query row against a cache, all heads (see attention_row.c for the exact
+/// order of operations, which every variant follows, so their bits agree):
+/// for head h (key/value head h / (heads / kvHeads)), s_j = scale · q_h·K[:, j] for j < visible,
+/// out_h = softmax(s) · V. The row's bits depend on the row and the cache alone.
+/// query: heads × d; keysT: kvHeads × d × capacity (component c of position j at
+/// [kv][c][j], capacity a multiple of 8; positions past `visible` may be read, never
+/// used); values: capacity × (kvHeads · d), token-major; scores: at least
+/// `mtp_attend_scores_capacity(visible)` floats of scratch; out: heads × d.
+void mtp_attend_row(const float *query, long heads, long kvHeads, long d, const float *keysT, long capacity,
+                    const float *values, long visible, float scale, float *scores, float *out);
+
+/// The same with a chosen variant (which must be supported).
+void mtp_attend_row_variant(int variant, const float *query, long heads, long kvHeads, long d, const float *keysT,
+                            long capacity, const float *values, long visible, float scale, float *scores, float *out);
+
+/// The scratch floats `mtp_attend_row` needs for `heads` heads and `visible` positions.
+long mtp_attend_scores_capacity(long heads, long visible);
+
+/// out[i] = gate[i] · σ(gate[i]) · up[i] for i < n, σ(a) = 1 / (1 + e^(−a)) with vector_exp.h's
+/// exp (within rounding of NN's `swiGLUForward`; every variant gives the same bits). `out` may be `gate`.
+void mtp_swiglu(const float *gate, const float *up, float *out, long n);
+
+/// The same with a chosen variant (which must be supported).
+void mtp_swiglu_variant(int variant, const float *gate, const float *up, float *out, long n);
+
+/// Rotates, in place, `rows` token rows of `heads` heads of d floats (d even): in every head,
+/// (x[i], x[i + d/2]) → (x[i]·cos[i] − x[i + d/2]·sin[i], x[i + d/2]·cos[i] + x[i]·sin[i]) for
+/// i < d/2, with row r's angles at cos + r·d/2 and sin + r·d/2; bit for bit the operations of
+/// NN's `rotateHalf`.
+void mtp_rotate_rows(float *x, long rows, long heads, long d, const float *cos, const float *sin);
+
+/// The same with a chosen variant (which must be supported).
+void mtp_rotate_rows_variant(int variant, float *x, long rows, long heads, long d, const float *cos, const float *sin);
+
+/// Appends `count` positions to a KV cache holding `length`: keysT is [width, capacity]
+/// (the [heads, d, capacity] layout, row i = component i of every position), values is
+/// [capacity, width] token-major; keys and newValues are `count` token-major rows of `width`.
+/// Precondition: length + count ≤ capacity.
+void mtp_kv_append(float *keysT, float *values, long capacity, long width, long length, const float *keys,
+                   const float *newValues, long count);
+
+/// RMSNorm of `rows` rows of d floats (x contiguous, row r of y at y + r·stride): bit for bit
+/// NN's `rmsNormRow`, y = x · (1/√(x·x/d + ε)) · w (see rmsnorm_rows.c for the order of the sum).
+void mtp_rmsnorm_rows(const float *x, long rows, long d, const float *w, float epsilon, float *y, long stride);
+
+/// The same with a chosen variant (which must be supported).
+void mtp_rmsnorm_rows_variant(int variant, const float *x, long rows, long d, const float *w, float epsilon, float *y,
+                              long stride);
 
 #ifdef __cplusplus
 }
