@@ -13,9 +13,11 @@
 //           sampling: the rule in TokenSampler.swift), then the main model's own
 //           token at the first failure (or the bonus). 1 + accepted tokens per forward.
 //   roll back  the main caches drop the rejected positions; a depth-k cache keeps only the
-//           positions whose inputs are all committed (≤ t − k), and the rest is recomputed
-//           next step from the committed tokens, so every cached entry equals what the
-//           model computes on the final sequence.
+//           positions whose inputs are all committed: ≤ t − k + min(a, k) after a step that
+//           accepted a drafts (the rows after t − k read drafts as tokens, and a row that read
+//           accepted drafts only already holds what the committed tokens give). The rest is
+//           recomputed next step from the committed tokens, so every cached entry equals what
+//           the model computes on the final sequence.
 // How many depths draft (D′ ≤ --draft-depths) is chosen per step by AdaptiveDrafting.swift.
 // A depth that sat out some steps catches up over its missed positions when it next drafts;
 // so that it can, every depth but the last allowed one keeps its output at every position.
@@ -239,8 +241,6 @@ public final class Generator {
                     sampler.distribution(engine.logits.pointer, count: v, into: &draftDistributions[k])
                     drafts[k] = TokenSampler.sample(draftDistributions[k], &generator)
                 }
-                finalized[k] = Swift.max(base, t - k + 1)
-                engine.truncateDepth(k, to: finalized[k] - base)
             }
             // Verify the drafts in one main forward (batch-invariant rows: see DecodingEngine.swift).
             inputs.removeAll(keepingCapacity: true)
@@ -269,6 +269,11 @@ public final class Generator {
                 accepted += 1
             }
             controller?.record(drafted: d, accepted: accepted)
+            // Depth k's rows at t − k + 1 … t read drafts 0 … k − 1 as tokens: those that read accepted drafts only are final.
+            for k in 0..<d {
+                finalized[k] = Swift.max(base, t - k + 1 + Swift.min(accepted, k))
+                engine.truncateDepth(k, to: finalized[k] - base)
+            }
             let bonus = next ?? choose(engine.logits.pointer + d * v, sampler, &target, &generator)
             sequence.append(contentsOf: drafts[0..<accepted])
             sequence.append(bonus)

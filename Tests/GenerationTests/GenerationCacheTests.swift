@@ -1,7 +1,9 @@
 // The decoding engine's KV caches against a full recomputation through the model's
 // training forward (main trunk and every MTP depth, with rolled-back positions), and
 // batched verification rows bit-identical to plain decoding on every BLAS (what greedy
-// identity rests on; the kernel's own row test is in NNTests).
+// identity rests on; the kernel's own row test is in NNTests), and every cache a speculative
+// generation leaves bit-identical to computing the committed sequence afresh (rolled-back
+// drafts leave no trace; the rows a depth keeps after accepted drafts are final).
 // The cache itself and the layers' inference path are tested in NNTests.
 
 import Data
@@ -76,6 +78,50 @@ final class GenerationCacheTests: XCTestCase {
             XCTAssertEqual(start, count)
             XCTAssertLessThan(worst, 2e-4, "depth \(k): largest logit difference against the full MTP forward")
         }
+    }
+
+    /// The first position below `count` whose cached key or value bits differ between `a` and `b`.
+    private func firstDifference(_ a: KVCache, _ b: KVCache, count: Int) -> Int? {
+        func row(_ cache: KVCache, _ p: Int) -> [UInt32] {
+            (0..<cache.heads).flatMap { h in (0..<cache.headDimension).map { cache.keys(head: h)[$0 * cache.capacity + p].bitPattern } }
+                + (0..<cache.width).map { cache.values[p * cache.width + $0].bitPattern }
+        }
+        return (0..<count).first { row(a, $0) != row(b, $0) }
+    }
+
+    func testCachesAfterSpeculativeDecodingEqualAFreshComputationBitForBit() throws {
+        // Steps that accept some drafts and reject others: a depth keeps the rows that read
+        // accepted drafts only, and they must hold what the committed tokens give, as must
+        // everything else it and the main trunk cached.
+        let model = try randomGenerationModel(depths: 3, scale: 8)
+        let generator = Generator(model: model)
+        var keptDeepRows = 0
+        for (temperature, seed) in [(0.0, UInt64(0)), (1.0, 1), (1.0, 2), (1.0, 3)] {
+            let prompt: [Int32] = [1, 4, 2, 7]
+            let result = try generator.generate(prompt: prompt, options: GenerationOptions(
+                maxTokens: 24, temperature: temperature, seed: seed, draftDepths: 3, adaptiveDrafting: false))
+            keptDeepRows += result.statistics.accepted[0]
+            let sequence = prompt + result.tokens, engine = generator.engine
+            let fresh = DecodingEngine(weights: DecodingWeights(model))
+            // Only positions whose inputs are among the returned tokens (a last step may overshoot them).
+            let mainLength = Swift.min(engine.mainCaches[0].length, sequence.count)
+            Array(sequence[0..<mainLength]).withUnsafeBufferPointer { fresh.runMain($0, start: 0, outputs: $0.count) }
+            for (l, cache) in engine.mainCaches.enumerated() {
+                XCTAssertNil(firstDifference(cache, fresh.mainCaches[l], count: mainLength), "main layer \(l), T = \(temperature)")
+            }
+            for k in 0..<3 {
+                let count = Swift.min(engine.depthCaches[k][0].length, sequence.count - k - 1, mainLength)
+                guard count > 0 else { continue }
+                Array(sequence[(k + 1)..<(k + 1 + count)]).withUnsafeBufferPointer {
+                    fresh.runDepth(k, tokens: $0, start: 0, outputs: $0.count)
+                }
+                for (i, cache) in engine.depthCaches[k].enumerated() {
+                    XCTAssertNil(firstDifference(cache, fresh.depthCaches[k][i], count: count),
+                                 "depth \(k) block \(i), T = \(temperature): first differing position")
+                }
+            }
+        }
+        XCTAssertGreaterThan(keptDeepRows, 0, "no draft was accepted: the kept rows were not exercised")
     }
 
     /// Logits of `block` verified at position 7 after `prefix` in one batched forward, and of the
