@@ -88,27 +88,12 @@ long mtp_attention_workspace(long keys, long dim) {
     return n;
 }
 
-static int chooseVariant(void) {
-    int best = MTP_ROWS_GENERIC;
-    if (mtp_rows_supported(MTP_ROWS_AVX2)) best = MTP_ROWS_AVX2;
-    if (mtp_rows_supported(MTP_ROWS_AVX512)) best = MTP_ROWS_AVX512;
-    const char *forced = getenv("MTP_ATTENTION_KERNEL");
-    if (forced) {
-        int asked = strcmp(forced, "generic") == 0 ? MTP_ROWS_GENERIC
-                  : strcmp(forced, "avx2") == 0    ? MTP_ROWS_AVX2
-                  : strcmp(forced, "avx512") == 0  ? MTP_ROWS_AVX512
-                                                   : -1;
-        if (asked >= 0 && asked <= best && mtp_rows_supported(asked)) best = asked;
-    }
-    return best;
-}
-
 int mtp_attention_variant(void) {
     // A benign race: every thread computes the same value.
     static int chosen = -1;
     int v = __atomic_load_n(&chosen, __ATOMIC_RELAXED);
     if (v < 0) {
-        v = chooseVariant();
+        v = mtp_kernel_variant_from_environment("MTP_ATTENTION_KERNEL");
         __atomic_store_n(&chosen, v, __ATOMIC_RELAXED);
     }
     return v;

@@ -200,11 +200,11 @@ int mtp_rows_supported(int variant) {
     }
 }
 
-static int chooseVariant(void) {
+int mtp_kernel_variant_from_environment(const char *variable) {
     int best = MTP_ROWS_GENERIC;
     if (mtp_rows_supported(MTP_ROWS_AVX2)) best = MTP_ROWS_AVX2;
     if (mtp_rows_supported(MTP_ROWS_AVX512)) best = MTP_ROWS_AVX512;
-    const char *forced = getenv("MTP_ROW_KERNEL");
+    const char *forced = getenv(variable);
     if (forced) {
         int asked = strcmp(forced, "generic") == 0 ? MTP_ROWS_GENERIC
                   : strcmp(forced, "avx2") == 0    ? MTP_ROWS_AVX2
@@ -220,7 +220,7 @@ int mtp_rows_variant(void) {
     static int chosen = -1;
     int v = __atomic_load_n(&chosen, __ATOMIC_RELAXED);
     if (v < 0) {
-        v = chooseVariant();
+        v = mtp_kernel_variant_from_environment("MTP_ROW_KERNEL");
         __atomic_store_n(&chosen, v, __ATOMIC_RELAXED);
     }
     return v;

@@ -41,6 +41,11 @@ int mtp_rows_supported(int variant);
 /// MTP_ROW_KERNEL (generic, avx2, avx512) names a supported narrower one.
 int mtp_rows_variant(void);
 
+/// The widest supported variant, or a narrower supported one named (generic, avx2,
+/// avx512) by the environment variable `variable` (how MTP_ROW_KERNEL and
+/// MTP_ATTENTION_KERNEL are read).
+int mtp_kernel_variant_from_environment(const char *variable);
+
 /// The most query heads `mtp_attend_row` takes.
 #define MTP_ATTEND_HEADS_MAX 256
 
