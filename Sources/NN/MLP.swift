@@ -50,9 +50,6 @@ public final class MLP: Layer {
         guard x.rank >= 1, x.shape[x.rank - 1] == gateProj.inFeatures else {
             throw TensorError.shapeMismatch("MLP(H: \(gateProj.inFeatures)) applied to shape \(x.shape)")
         }
-        guard gateProj.bias == nil, upProj.bias == nil else {
-            return try downProj(swiGLU(gate: gateProj(x), up: upProj(x)))
-        }
         // One GEMM for gate and up, side by side on each row.
         let gateUp = try Tensor.fusedLinear(x, weights: [gateProj.weight.value, upProj.weight.value])
         return try downProj(packedSwiGLU(gateUp))
