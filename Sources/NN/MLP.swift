@@ -4,10 +4,10 @@
 // The gate is one fused autograd node. With σ = 1/(1+e⁻ᵃ), for y = a·σ(a)·u:
 //   ∂y/∂u = a·σ(a)
 //   ∂y/∂a = u · σ(a) · (1 + a·(1 − σ(a)))
-// The elementwise forward is one kernel, `swiGLUForward` (SIMD8 exp), in the autograd node
-// (which also keeps σ); the inference path (``MLP/Frozen``, in place) runs the same formula
-// in CRowKernels at the CPU's vector width, with an exp in fused multiply-adds (equal within
-// rounding: half the instructions of the SIMD8 exp, a tenth of a decoding step on AVX2).
+// The elementwise work is CRowKernels' (the CPU's vector width, an exp in fused multiply-adds):
+// the autograd node runs `mtp_swiglu_forward` (which also keeps σ) and `mtp_swiglu_backward`,
+// the inference path (``MLP/Frozen``, in place) `mtp_swiglu`, one loop with the forward's, so
+// training and decoding gate alike, bit for bit, on every instruction set.
 
 import CRowKernels
 @_spi(Kernels) import Tensors
@@ -63,13 +63,12 @@ func packedSwiGLU(_ gateUp: Tensor) -> Tensor {
     let rows = gateUp.count / Swift.max(width, 1)
     let x = gateUp.float32Values()
     let sigma = ScratchBuffer(count: rows * half)
+    let perBlock = Swift.max(1, 16_384 / Swift.max(1, half))
     let y = Tensor.makeFloat(Array(gateUp.shape.dropLast()) + [half]) { out in
         let xp = UnsafePointer(x.floatPointer), sp = sigma.pointer
-        Parallel.forEachBlock(count: rows, minimumPerBlock: Swift.max(1, 16_384 / Swift.max(1, half))) { block in
-            for r in block {
-                swiGLUForward(gate: xp + r * width, up: xp + r * width + half, into: out + r * half,
-                              sigma: sp + r * half, 0..<half)
-            }
+        Parallel.forEachBlock(count: rows, minimumPerBlock: perBlock) { block in
+            let r = block.lowerBound
+            mtp_swiglu_forward(xp + r * width, xp + r * width + half, block.count, half, width, out + r * half, sp + r * half)
         }
     }.rounded(to: gateUp.dtype)
     let shape = gateUp.shape
@@ -78,25 +77,26 @@ func packedSwiGLU(_ gateUp: Tensor) -> Tensor {
         let grad = Tensor.uninitialized(shape, dtype: .float32)
         let gp = UnsafePointer(gf.floatPointer), xp = UnsafePointer(x.floatPointer), sp = UnsafePointer(sigma.pointer)
         let dp = grad.floatPointer
-        Parallel.forEachBlock(count: rows, minimumPerBlock: Swift.max(1, 16_384 / Swift.max(1, half))) { block in
-            for r in block {
-                swiGLUBackward(gradOut: gp + r * half, gate: xp + r * width, up: xp + r * width + half, sigma: sp + r * half,
-                               gateGradient: dp + r * width, upGradient: dp + r * width + half, 0..<half)
-            }
+        Parallel.forEachBlock(count: rows, minimumPerBlock: perBlock) { block in
+            let r = block.lowerBound
+            mtp_swiglu_backward(gp + r * half, xp + r * width, xp + r * width + half, sp + r * half, block.count, half, width,
+                                dp + r * width, dp + r * width + half)
         }
         return [grad]
     }
 }
 
-/// `silu(gate) ⊙ up`, elementwise, as one fused autograd node.
+/// `silu(gate) ⊙ up`, elementwise, as one fused autograd node (CRowKernels' `mtp_swiglu_forward`
+/// and `mtp_swiglu_backward`: the bits of decoding's `mtp_swiglu`, on every instruction set).
 ///
 /// - Parameters:
 ///   - gate, up: floating-point tensors of one shape.
 /// - Returns: the same shape, in the promoted dtype (computed in Float32).
 /// - Throws: ``Tensors/TensorError`` when the shapes differ or a dtype is not floating point.
 ///
-/// Edge cases: for gates below about −88, σ saturates near 3e−39 instead of underflowing
-/// (the result is ≈ 0 for finite gates); gates above about 17 give σ = 1, so silu(a) = a exactly.
+/// Edge cases: gates below about −88.72 give σ = 0 (e^(−a) overflows), so silu(a) = ±0; between
+/// −88.72 and −88, σ ≈ 6e−39 (the exp's argument is clamped to 88); gates above about 17 give
+/// σ = 1, so silu(a) = a exactly.
 public func swiGLU(gate: Tensor, up: Tensor) throws -> Tensor {
     guard gate.shape == up.shape else {
         throw TensorError.shapeMismatch("swiGLU: gate \(gate.shape) and up \(up.shape) differ")
@@ -109,7 +109,7 @@ public func swiGLU(gate: Tensor, up: Tensor) throws -> Tensor {
     let sigma = ScratchBuffer(count: n)
     let y = Tensor.makeFloat(gate.shape) { out in
         let ap = UnsafePointer(a.floatPointer), up = UnsafePointer(u.floatPointer), sp = sigma.pointer
-        forEachSIMDBlock(n) { lo, hi in swiGLUForward(gate: ap, up: up, into: out, sigma: sp, lo..<hi) }
+        forEachBlock(n) { lo, hi in mtp_swiglu_forward(ap + lo, up + lo, 1, hi - lo, hi - lo, out + lo, sp + lo) }
     }.rounded(to: DType.promoted(gate.dtype, up.dtype))
     return y.recording([gate, up]) { g in
         let gf = g.float32Values()
@@ -117,60 +117,15 @@ public func swiGLU(gate: Tensor, up: Tensor) throws -> Tensor {
         let dUp = Tensor.uninitialized(gf.shape, dtype: .float32)
         let gp = UnsafePointer(gf.floatPointer), ap = UnsafePointer(a.floatPointer), up = UnsafePointer(u.floatPointer)
         let sp = UnsafePointer(sigma.pointer), da = dGate.floatPointer, du = dUp.floatPointer
-        forEachSIMDBlock(n) { lo, hi in
-            swiGLUBackward(gradOut: gp, gate: ap, up: up, sigma: sp, gateGradient: da, upGradient: du, lo..<hi)
+        forEachBlock(n) { lo, hi in
+            mtp_swiglu_backward(gp + lo, ap + lo, up + lo, sp + lo, 1, hi - lo, hi - lo, da + lo, du + lo)
         }
         return [dGate, dUp]
     }
 }
 
-/// The gradients of `y = a·σ(a)·u` for i in `range`, from the upstream gradient and the kept σ:
-/// `∂u = g·a·σ`, `∂a = g·u·σ·(1 + a·(1 − σ))`.
-@inline(__always)
-func swiGLUBackward(gradOut gp: UnsafePointer<Float>, gate ap: UnsafePointer<Float>, up: UnsafePointer<Float>,
-                    sigma sp: UnsafePointer<Float>, gateGradient da: UnsafeMutablePointer<Float>,
-                    upGradient du: UnsafeMutablePointer<Float>, _ range: Range<Int>) {
-    var i = range.lowerBound
-    let hi = range.upperBound
-    while i + 8 <= hi {
-        let gv = RowMath.load(gp + i), av = RowMath.load(ap + i), s = RowMath.load(sp + i)
-        RowMath.store(gv * av * s, du + i)
-        RowMath.store(gv * RowMath.load(up + i) * s * (1 + av * (1 - s)), da + i)
-        i += 8
-    }
-    while i < hi {
-        let s = sp[i]
-        du[i] = gp[i] * ap[i] * s
-        da[i] = gp[i] * up[i] * s * (1 + ap[i] * (1 - s))
-        i += 1
-    }
-}
-
-/// `out[i] = a[i]·σ(a[i])·u[i]` for i in `range`, σ(a) = 1/(1 + e⁻ᵃ) with the SIMD8 exp (also in
-/// the scalar tail, so every element rounds alike); σ is kept in `sigma` when given. `out`
-/// may be `a` (in place).
-@inline(__always)
-func swiGLUForward(gate a: UnsafePointer<Float>, up u: UnsafePointer<Float>, into out: UnsafeMutablePointer<Float>,
-                   sigma sp: UnsafeMutablePointer<Float>?, _ range: Range<Int>) {
-    var i = range.lowerBound
-    let hi = range.upperBound
-    while i + 8 <= hi {
-        let av = RowMath.load(a + i)
-        let s = 1 / (1 + RowMath.exp(-av))
-        if let sp { RowMath.store(s, sp + i) }
-        RowMath.store(av * s * RowMath.load(u + i), out + i)
-        i += 8
-    }
-    while i < hi {
-        let s = 1 / (1 + RowMath.exp(SIMD8(repeating: -a[i]))[0])
-        sp?[i] = s
-        out[i] = a[i] * s * u[i]
-        i += 1
-    }
-}
-
-/// Splits `0..<n` into 8-aligned blocks of about 16K elements and runs them in parallel.
-func forEachSIMDBlock(_ n: Int, _ body: (Int, Int) -> Void) {
+/// Splits `0..<n` into blocks of 16K elements and runs them in parallel.
+private func forEachBlock(_ n: Int, _ body: (Int, Int) -> Void) {
     let block = 16_384
     Parallel.forEachBlock(count: (n + block - 1) / block, minimumPerBlock: 2) { r in
         body(r.lowerBound * block, Swift.min(n, r.upperBound * block))
@@ -181,8 +136,8 @@ func forEachSIMDBlock(_ n: Int, _ body: (Int, Int) -> Void) {
 
 extension MLP {
     /// A frozen Float32 copy of the MLP for inference on raw rows (no autograd). Its SwiGLU is
-    /// the CRowKernels row kernel, the autograd forward's `swiGLUForward` within rounding
-    /// (`SwiGLURowKernelTests`), the same bits on every instruction set.
+    /// the CRowKernels row kernel, bit for bit the autograd forward's (`SwiGLURowKernelTests`),
+    /// the same bits on every instruction set.
     public struct Frozen {
         /// `gate_proj`, H → I.
         public let gateProj: Linear.Frozen

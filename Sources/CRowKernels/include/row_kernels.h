@@ -1,5 +1,6 @@
-// The decoding row kernels of NN's frozen layers: the projection of `Linear.Frozen` for a few
-// rows, one query row's attention and SwiGLU (private; see README.md).
+// The decoding row kernels of NN's frozen layers (the projection of `Linear.Frozen` for a few
+// rows, one query row's attention, SwiGLU, the rotation, RMSNorm, KV-cache appends) and the
+// elementwise kernels of NN's training step (private; see README.md).
 #ifndef MTP_ROW_KERNELS_H
 #define MTP_ROW_KERNELS_H
 
@@ -68,11 +69,31 @@ void mtp_attend_row_variant(int variant, const float *query, long heads, long kv
 long mtp_attend_scores_capacity(long heads, long visible);
 
 /// out[i] = gate[i] · σ(gate[i]) · up[i] for i < n, σ(a) = 1 / (1 + e^(−a)) with vector_exp.h's
-/// exp (within rounding of NN's `swiGLUForward`; every variant gives the same bits). `out` may be `gate`.
+/// exp (bit for bit the training forward `mtp_swiglu_forward`; every variant gives the same bits).
+/// `out` may be `gate`.
 void mtp_swiglu(const float *gate, const float *up, float *out, long n);
 
 /// The same with a chosen variant (which must be supported).
 void mtp_swiglu_variant(int variant, const float *gate, const float *up, float *out, long n);
+
+/// The SwiGLU forward of training, `rows` rows of n: row r's gate and up start at gate + r·stride
+/// and up + r·stride (stride ≥ n when rows > 1), its outputs at out + r·n and sigma + r·n.
+/// out = gate · σ(gate) · up, the operations (and bits) of `mtp_swiglu`; σ is kept in `sigma`.
+void mtp_swiglu_forward(const float *gate, const float *up, long rows, long n, long stride, float *out, float *sigma);
+
+/// The same with a chosen variant (which must be supported).
+void mtp_swiglu_forward_variant(int variant, const float *gate, const float *up, long rows, long n, long stride,
+                                float *out, float *sigma);
+
+/// The SwiGLU backward of training, laid out as `mtp_swiglu_forward` (grad and sigma at r·n, the
+/// rest at r·stride): with g = grad, a = gate, u = up, σ = sigma,
+/// upGrad = (g·a)·σ and gateGrad = ((g·u)·σ)·(1 + a·(1 − σ)), in that order on every variant.
+void mtp_swiglu_backward(const float *grad, const float *gate, const float *up, const float *sigma, long rows, long n,
+                         long stride, float *gateGrad, float *upGrad);
+
+/// The same with a chosen variant (which must be supported).
+void mtp_swiglu_backward_variant(int variant, const float *grad, const float *gate, const float *up, const float *sigma,
+                                 long rows, long n, long stride, float *gateGrad, float *upGrad);
 
 /// Rotates, in place, `rows` token rows of `heads` heads of d floats (d even): in every head,
 /// (x[i], x[i + d/2]) → (x[i]·cos[i] − x[i + d/2]·sin[i], x[i + d/2]·cos[i] + x[i]·sin[i]) for
