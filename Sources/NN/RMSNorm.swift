@@ -10,8 +10,9 @@
 //   ∂L/∂wⱼ = Σ_rows gⱼ · xⱼ · r
 // The forward keeps r per row; rows run in parallel, and the weight gradient is
 // summed per fixed row chunk, then over chunks in order (deterministic).
-// The row forward is one kernel, `rmsNormRow`, in the autograd forward; the inference path
-// (``RMSNorm/Frozen``) runs its operations in CRowKernels at the CPU's vector width, so
+// The row loops are CRowKernels' (the CPU's vector width, the same bits on every instruction
+// set): the autograd node runs `mtp_rmsnorm_forward` and `mtp_rmsnorm_backward` on each
+// chunk, the inference path (``RMSNorm/Frozen``) `mtp_rmsnorm_rows`, the forward's loop, so
 // training and decoding normalise alike, bit for bit.
 
 import CRowKernels
@@ -55,15 +56,6 @@ public final class RMSNorm: Layer {
     }
 }
 
-/// One row of the forward: `y = x · r · w` with `r = 1/√(x·x/D + ε)`; returns r.
-@inline(__always)
-func rmsNormRow(_ x: UnsafePointer<Float>, weight w: UnsafePointer<Float>, epsilon: Float, count d: Int,
-                into y: UnsafeMutablePointer<Float>) -> Float {
-    let r = 1 / (RowMath.dot(x, x, d) / Float(d) + epsilon).squareRoot()
-    for j in 0..<d { y[j] = x[j] * r * w[j] }
-    return r
-}
-
 /// The fused RMSNorm of the last axis of `x` scaled by `weight` (see ``RMSNorm``).
 ///
 /// - Throws: ``Tensors/TensorError`` when `weight` is not `[x.shape.last]` or `x` is not floating point.
@@ -81,9 +73,8 @@ public func rmsNorm(_ x: Tensor, weight: Tensor, epsilon: Float) throws -> Tenso
     let y = Tensor.makeFloat(x.shape) { out in
         let xp = UnsafePointer(xf.floatPointer), wp = UnsafePointer(wf.floatPointer), rp = rstd.pointer
         chunks.forEach { _, rows in
-            for row in rows {
-                rp[row] = rmsNormRow(xp + row * d, weight: wp, epsilon: epsilon, count: d, into: out + row * d)
-            }
+            let lo = rows.lowerBound
+            mtp_rmsnorm_forward(xp + lo * d, rows.count, d, wp, epsilon, out + lo * d, rp + lo)
         }
     }.rounded(to: DType.promoted(x.dtype, weight.dtype))
     return y.recording([x, weight]) { g in
@@ -93,19 +84,9 @@ public func rmsNorm(_ x: Tensor, weight: Tensor, epsilon: Float) throws -> Tenso
             let xp = UnsafePointer(xf.floatPointer), wp = UnsafePointer(wf.floatPointer)
             let gp = UnsafePointer(gf.floatPointer), rp = UnsafePointer(rstd.pointer)
             chunks.forEach { c, rows in
-                let dw = partial.pointer + c * d
+                let dw = partial.pointer + c * d, lo = rows.lowerBound
                 dw.update(repeating: 0, count: d)
-                for row in rows {
-                    let xr = xp + row * d, gr = gp + row * d, dxr = dxp + row * d
-                    let r = rp[row]
-                    // dxr first holds a = g ⊙ w.
-                    for j in 0..<d { dxr[j] = gr[j] * wp[j] }
-                    let coefficient = r * r * RowMath.dot(UnsafePointer(dxr), xr, d) / Float(d)
-                    for j in 0..<d {
-                        dw[j] += gr[j] * xr[j] * r
-                        dxr[j] = r * (dxr[j] - xr[j] * coefficient)
-                    }
-                }
+                mtp_rmsnorm_backward(xp + lo * d, gp + lo * d, wp, rp + lo, rows.count, d, dxp + lo * d, dw)
             }
         }
         let dw = Tensor.makeFloat([d]) { out in
@@ -123,8 +104,8 @@ public func rmsNorm(_ x: Tensor, weight: Tensor, epsilon: Float) throws -> Tenso
 
 extension RMSNorm {
     /// A frozen Float32 copy of a norm for inference on raw rows (no autograd), through
-    /// CRowKernels' `mtp_rmsnorm_rows`: the operations of the autograd forward's `rmsNormRow`,
-    /// bit for bit (`InferenceTests`, `RMSNormRowKernelTests`).
+    /// CRowKernels' `mtp_rmsnorm_rows`: the autograd forward's loop, bit for bit
+    /// (`InferenceTests`, `RMSNormRowKernelTests`).
     public struct Frozen {
         /// The extent of a row.
         public let dimension: Int

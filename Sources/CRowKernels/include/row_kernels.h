@@ -112,12 +112,32 @@ void mtp_kv_append(float *keysT, float *values, long capacity, long width, long 
                    const float *newValues, long count);
 
 /// RMSNorm of `rows` rows of d floats (x contiguous, row r of y at y + r·stride): bit for bit
-/// NN's `rmsNormRow`, y = x · (1/√(x·x/d + ε)) · w (see rmsnorm_rows.c for the order of the sum).
+/// the training forward `mtp_rmsnorm_forward`, y = x · (1/√(x·x/d + ε)) · w (see rmsnorm_rows.c
+/// for the order of the sum).
 void mtp_rmsnorm_rows(const float *x, long rows, long d, const float *w, float epsilon, float *y, long stride);
 
 /// The same with a chosen variant (which must be supported).
 void mtp_rmsnorm_rows_variant(int variant, const float *x, long rows, long d, const float *w, float epsilon, float *y,
                               long stride);
+
+/// The RMSNorm forward of training: `mtp_rmsnorm_rows` (the same loop, the same bits) with y
+/// contiguous, keeping each row's r = 1/√(x·x/d + ε) in rstd[row].
+void mtp_rmsnorm_forward(const float *x, long rows, long d, const float *w, float epsilon, float *y, float *rstd);
+
+/// The same with a chosen variant (which must be supported).
+void mtp_rmsnorm_forward_variant(int variant, const float *x, long rows, long d, const float *w, float epsilon, float *y,
+                                 float *rstd);
+
+/// The RMSNorm backward of training for `rows` contiguous rows of d (rstd from the forward):
+/// dx = r · (a − x · ((r·r)·(a·x))/d) with a = grad·w (the sum in `mtp_rmsnorm_rows`' order),
+/// and dw[j] += (grad[j]·x[j])·r row after row (the caller zeroes dw first). `dx` must not
+/// overlap the inputs. Every variant gives the same bits.
+void mtp_rmsnorm_backward(const float *x, const float *grad, const float *w, const float *rstd, long rows, long d,
+                          float *dx, float *dw);
+
+/// The same with a chosen variant (which must be supported).
+void mtp_rmsnorm_backward_variant(int variant, const float *x, const float *grad, const float *w, const float *rstd,
+                                  long rows, long d, float *dx, float *dw);
 
 #ifdef __cplusplus
 }
