@@ -9,11 +9,13 @@
 // A rotation's Jacobian is the rotation itself, so the backward turns the gradient by −p·θᵢ.
 // Angles are formed in Double, so any integer position (MTP rolls them) is exact enough.
 // Two kernels hold the maths once: `writeAngles` (the cos/sin of one position) and
-// `rotateHalf` (one head's pairs turned). The autograd node (RotaryTable, one table per
-// call) uses both; the inference path (``RotaryEmbedding/PositionTable``, grown over the
-// positions decoding reaches, rotating rows in place) uses `writeAngles` and turns the
-// pairs with CRowKernels' `mtp_rotate_rows`, `rotateHalf`'s operations at the CPU's vector
-// width (bit for bit: `RotaryRowKernelTests`).
+// CRowKernels' rotation (the pairs turned at the CPU's vector width, the same bits on every
+// instruction set). The autograd node (RotaryTable) turns by the tables of a small cache keyed
+// by the positions' content, so the layers of a step share one table, with `mtp_rotate_heads`
+// (from the input into the output, forward or inverse); the inference path
+// (``RotaryEmbedding/PositionTable``, grown over the positions decoding reaches, rotating rows
+// in place) uses `writeAngles` and `mtp_rotate_rows`, the same loop: a position turns alike in
+// training and decoding, bit for bit (`RotaryRowKernelTests`).
 
 import CRowKernels
 import Foundation
@@ -76,22 +78,76 @@ extension RotaryEmbedding {
     }
 }
 
-/// Turns every pair (xᵢ, xᵢ₊ₕ) of one head by the angles whose cos and sin are given
-/// (by minus them when `sign` is −1); `x` may be `y` (in place).
-@inline(__always)
-func rotateHalf(_ x: UnsafePointer<Float>, into y: UnsafeMutablePointer<Float>, cos c: UnsafePointer<Float>,
-                sin sn: UnsafePointer<Float>, half h: Int, sign: Float) {
-    for i in 0..<h {
-        let x1 = x[i], x2 = x[i + h], cs = c[i], s = sign * sn[i]
-        y[i] = x1 * cs - x2 * s
-        y[i + h] = x2 * cs + x1 * s
+/// cos and sin of every (positions row, token, frequency) of one positions tensor, `[rows, S, h]`
+/// each, immutable once formed (so any number of layers and backward passes may read them).
+final class RotaryAngles: @unchecked Sendable {
+    let cos: UnsafeMutablePointer<Float>
+    let sin: UnsafeMutablePointer<Float>
+    /// rows · S · h.
+    let count: Int
+
+    /// Every angle of `positions` (`rows · S` ids, row-major) for `rope`.
+    init(_ rope: RotaryEmbedding, positions p: UnsafeBufferPointer<Int64>) {
+        let h = rope.headDimension / 2
+        count = p.count * h
+        cos = .allocate(capacity: Swift.max(count, 1))
+        sin = .allocate(capacity: Swift.max(count, 1))
+        for t in 0..<p.count { rope.writeAngles(position: p[t], cos: cos + t * h, sin: sin + t * h) }
+    }
+
+    deinit {
+        cos.deallocate()
+        sin.deallocate()
+    }
+}
+
+/// The angle tables of the last few positions tensors, by content: every attention layer of a
+/// step (and the MTP depths, and the backward) turns by the same positions, so the cos/sin
+/// (libm, per token and frequency) are formed once per distinct positions tensor rather than
+/// once per layer. At most `capacity` tables and `floatBudget` floats are kept, the least
+/// recently used evicted first; a tensor larger than the budget is not kept. The tables are
+/// not counted by ``Tensors/AllocationMeter`` (they outlive any one step).
+private final class RotaryAngleCache: @unchecked Sendable {
+    struct Key: Equatable {
+        let headDimension: Int
+        let base: Double
+        let rows: Int
+        let positions: [Int64]
+    }
+
+    static let shared = RotaryAngleCache()
+    private let lock = NSLock()
+    private var entries: [(key: Key, angles: RotaryAngles)] = []
+    private let capacity = 8
+    private let floatBudget = 8 << 20
+
+    /// The table of `positions` (`rows · S` ids) for `rope`, formed on a miss.
+    func angles(_ rope: RotaryEmbedding, rows: Int, positions: [Int64]) -> RotaryAngles {
+        let key = Key(headDimension: rope.headDimension, base: rope.base, rows: rows, positions: positions)
+        if let hit = lock.withLock({ () -> RotaryAngles? in
+            guard let i = entries.firstIndex(where: { $0.key == key }) else { return nil }
+            let entry = entries.remove(at: i)
+            entries.append(entry)
+            return entry.angles
+        }) {
+            return hit
+        }
+        let angles = positions.withUnsafeBufferPointer { RotaryAngles(rope, positions: $0) }
+        guard 2 * angles.count <= floatBudget else { return angles }
+        lock.withLock {
+            entries.append((key, angles))
+            var total = entries.reduce(0) { $0 + 2 * $1.angles.count }
+            while entries.count > capacity || total > floatBudget {
+                total -= 2 * entries.removeFirst().angles.count
+            }
+        }
+        return angles
     }
 }
 
 /// The cos/sin of every (row, token, frequency) of one call, shared by q and k.
 struct RotaryTable {
-    let cos: ScratchBuffer   // [Bp, S, h]
-    let sin: ScratchBuffer
+    let angles: RotaryAngles   // [Bp, S, h]
     let batch: Int
     /// 0 when one row of positions serves every batch row.
     let batchStride: Int
@@ -111,61 +167,67 @@ struct RotaryTable {
         self.length = length
         self.half = h
         batchStride = rows == 1 ? 0 : length * h
-        cos = ScratchBuffer(count: rows * length * h)
-        sin = ScratchBuffer(count: rows * length * h)
-        let c = cos.pointer, sn = sin.pointer
-        positions.withInt64Buffer { p in
-            for t in 0..<(rows * length) { rope.writeAngles(position: p[t], cos: c + t * h, sin: sn + t * h) }
-        }
+        angles = RotaryAngleCache.shared.angles(rope, rows: rows, positions: positions.withInt64Buffer { Array($0) })
     }
 
     /// `x` (laid out as `layout`, `[B, n, S, d]` logically) rotated forward, as one autograd node.
     func apply(_ x: Tensor, layout: HeadLayout) -> Tensor {
         let xf = x.float32Values()
-        let heads = layout.heads
         let y = Tensor.makeFloat(x.shape) { out in
-            rotate(UnsafePointer(xf.floatPointer), into: out, layout: layout, heads: heads, inverse: false)
+            rotate(UnsafePointer(xf.floatPointer), into: out, layout: layout, inverse: false, copy: 0)
         }.rounded(to: x.dtype)
         return y.recording([x]) { g in
             let gf = g.float32Values()
             return [Tensor.makeFloat(g.shape) { out in
-                rotate(UnsafePointer(gf.floatPointer), into: out, layout: layout, heads: heads, inverse: true)
+                rotate(UnsafePointer(gf.floatPointer), into: out, layout: layout, inverse: true, copy: 0)
             }]
         }
     }
 
     /// `x` with the heads `layout` names rotated forward and every other element copied, as
     /// one autograd node: the queries and keys of a packed `[B, S, (n+2g)·d]` projection
-    /// (`layout` covering its first n + g heads) rotated, its values passed through.
+    /// (`layout` covering its first n + g heads, one token row `layout.row` wide) rotated, its
+    /// values passed through — each element written once, no copy first.
     func applyPacked(_ x: Tensor, layout: HeadLayout) -> Tensor {
         let xf = x.float32Values()
-        let heads = layout.heads, count = x.count
+        let copy = layout.row - layout.heads * 2 * half
+        precondition(layout.head == 2 * half && copy >= 0, "applyPacked needs heads packed at the start of each token row")
         let y = Tensor.makeFloat(x.shape) { out in
-            out.update(from: xf.floatPointer, count: count)
-            rotate(UnsafePointer(out), into: out, layout: layout, heads: heads, inverse: false)
+            rotate(UnsafePointer(xf.floatPointer), into: out, layout: layout, inverse: false, copy: copy)
         }.rounded(to: x.dtype)
         return y.recording([x]) { g in
             let gf = g.float32Values()
             return [Tensor.makeFloat(g.shape) { out in
-                out.update(from: gf.floatPointer, count: count)
-                rotate(UnsafePointer(out), into: out, layout: layout, heads: heads, inverse: true)
+                rotate(UnsafePointer(gf.floatPointer), into: out, layout: layout, inverse: true, copy: copy)
             }]
         }
     }
 
-    /// Turns every pair (i, i + h) of every head by +angle (or −angle when `inverse`).
-    func rotate(_ x: UnsafePointer<Float>, into y: UnsafeMutablePointer<Float>, layout: HeadLayout, heads: Int, inverse: Bool) {
-        let h = half, d = 2 * half, length = length, batchStride = batchStride
-        let c = UnsafePointer(cos.pointer), sn = UnsafePointer(sin.pointer)
-        let sign: Float = inverse ? -1 : 1
+    /// Turns every pair (i, i + h) of every head by +angle (or −angle when `inverse`) with
+    /// CRowKernels' `mtp_rotate_heads`; with `copy` > 0 (heads at the start of each token row
+    /// only), the `copy` floats after a row's last head are copied too.
+    func rotate(_ x: UnsafePointer<Float>, into y: UnsafeMutablePointer<Float>, layout: HeadLayout, inverse: Bool, copy: Int) {
+        let h = half, d = 2 * half, length = length, batchStride = batchStride, heads = layout.heads
+        let c = UnsafePointer(angles.cos), sn = UnsafePointer(angles.sin)
+        let turn: Int32 = inverse ? 1 : 0
         Parallel.forEachBlock(count: batch * length, minimumPerBlock: Swift.max(1, 8192 / Swift.max(1, heads * d))) { tokens in
-            for token in tokens {
-                let b = token / length, t = token % length
+            var token = tokens.lowerBound
+            while token < tokens.upperBound {
+                // The tokens of this block in batch row b.
+                let b = token / length, t = token % length, n = Swift.min(tokens.upperBound - token, length - t)
                 let ct = c + b * batchStride + t * h, st = sn + b * batchStride + t * h
-                for head in 0..<heads {
-                    let o = b * layout.batch + head * layout.head + t * layout.row
-                    rotateHalf(x + o, into: y + o, cos: ct, sin: st, half: h, sign: sign)
+                if layout.head == d || heads == 1 {
+                    // Token rows `layout.row` apart, heads d apart within a row.
+                    let o = b * layout.batch + t * layout.row
+                    mtp_rotate_heads(x + o, y + o, n, layout.row, heads, d, d, ct, st, turn, copy)
+                } else {
+                    // One head's rows at a time (`[B, n, S, d]`).
+                    for head in 0..<heads {
+                        let o = b * layout.batch + head * layout.head + t * layout.row
+                        mtp_rotate_heads(x + o, y + o, n, layout.row, 1, d, d, ct, st, turn, 0)
+                    }
                 }
+                token += n
             }
         }
     }
@@ -203,7 +265,7 @@ extension RotaryEmbedding {
 
         /// Rotates, in place, every head of `m` consecutive token rows of `heads · d` floats;
         /// row r sits at position `firstPosition + r` (precondition: `firstPosition ≥ 0`).
-        /// The CRowKernels rotation runs the operations of `rotateHalf`, so the bits are the
+        /// The CRowKernels rotation is the training forward's loop, so the bits are the
         /// training forward's.
         public func rotate(_ x: UnsafeMutablePointer<Float>, rows m: Int, heads: Int, firstPosition: Int) {
             precondition(firstPosition >= 0, "PositionTable.rotate: negative position \(firstPosition)")

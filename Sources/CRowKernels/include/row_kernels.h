@@ -97,12 +97,25 @@ void mtp_swiglu_backward_variant(int variant, const float *grad, const float *ga
 
 /// Rotates, in place, `rows` token rows of `heads` heads of d floats (d even): in every head,
 /// (x[i], x[i + d/2]) → (x[i]·cos[i] − x[i + d/2]·sin[i], x[i + d/2]·cos[i] + x[i]·sin[i]) for
-/// i < d/2, with row r's angles at cos + r·d/2 and sin + r·d/2; bit for bit the operations of
-/// NN's `rotateHalf`.
+/// i < d/2, with row r's angles at cos + r·d/2 and sin + r·d/2; bit for bit the training
+/// forward's `mtp_rotate_heads`.
 void mtp_rotate_rows(float *x, long rows, long heads, long d, const float *cos, const float *sin);
 
 /// The same with a chosen variant (which must be supported).
 void mtp_rotate_rows_variant(int variant, float *x, long rows, long heads, long d, const float *cos, const float *sin);
+
+/// The rotation of training, from x into y (y may be x): row r's head h (d floats, d even) at
+/// r·rowStride + h·headStride, for h < heads and r < rows, turned as `mtp_rotate_rows` turns it
+/// with row r's angles at cos + r·d/2 and sin + r·d/2 — or by minus the angles when `inverse`
+/// (the backward): (x₁·cos + x₂·sin, x₂·cos − x₁·sin), bit for bit the forward with sin negated.
+/// Then, when y is not x, the `copy` floats after the last head of every row are copied (the
+/// values of a packed q/k/v row). headStride ≥ d; the rows must not overlap.
+void mtp_rotate_heads(const float *x, float *y, long rows, long rowStride, long heads, long headStride, long d,
+                      const float *cos, const float *sin, int inverse, long copy);
+
+/// The same with a chosen variant (which must be supported).
+void mtp_rotate_heads_variant(int variant, const float *x, float *y, long rows, long rowStride, long heads,
+                              long headStride, long d, const float *cos, const float *sin, int inverse, long copy);
 
 /// Appends `count` positions to a KV cache holding `length`: keysT is [width, capacity]
 /// (the [heads, d, capacity] layout, row i = component i of every position), values is
