@@ -3,7 +3,7 @@ import PackageDescription
 
 // The module layering (arrows point to what a module imports; nothing imports sideways):
 //   mtp → LossCases, Generation, Training, Pipeline → Data, Model → MTP → NN, Losses → Tensors → CBLAS
-//   NN → CRowKernels (the decoding row kernels, the attention tiles)
+//   NN, Training → CRowKernels (the decoding row kernels, the elementwise training kernels, the attention tiles)
 //   mtp → Distributed → Training, Pipeline, CMPI (OpenMPI)
 
 let package = Package(
@@ -45,7 +45,8 @@ let package = Package(
             providers: [.apt(["libopenmpi-dev", "openmpi-bin"])]
         ),
 
-        // The few-row decoding projection and the attention tiles (AVX2 / AVX-512 chosen at run time; see its README).
+        // The few-row decoding projection, the elementwise training loops and the attention tiles (AVX2 / AVX-512
+        // chosen at run time; see its README).
         .target(name: "CRowKernels"),
 
         // MARK: Core
@@ -60,7 +61,7 @@ let package = Package(
         // MARK: Models, data and what runs them
         .target(name: "Data", dependencies: ["Tensors"]),
         .target(name: "Model", dependencies: ["Tensors", "Losses", "NN", "MTP"]),
-        .target(name: "Training", dependencies: ["Tensors", "Losses", "NN", "MTP", "Data", "Model"]),
+        .target(name: "Training", dependencies: ["Tensors", "Losses", "NN", "MTP", "Data", "Model", "CRowKernels"]),
         .target(name: "Generation", dependencies: ["Tensors", "NN", "MTP", "Model"]),
         .target(name: "Pipeline", dependencies: ["Tensors", "Losses", "NN", "MTP", "Data", "Model"]),
         .target(

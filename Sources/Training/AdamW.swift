@@ -6,7 +6,10 @@
 //   θ ← θ − lr·(m̂ / (√v̂ + ε) + λθ)      m̂ = m/(1−β₁ᵗ), v̂ = v/(1−β₂ᵗ)
 // Weight decay applies to matrices only (norm weights and biases are not decayed,
 // as in GPT-2/llm.c and most LLM recipes).
+// The elementwise update is CRowKernels' `mtp_adamw_update` (the CPU's vector width, the same
+// bits on every instruction set, and the bits of the Swift loop it replaced).
 
+import CRowKernels
 import Foundation
 @_spi(Kernels) import Tensors
 import NN
@@ -63,18 +66,9 @@ public final class AdamW {
                             let mp = mb.baseAddress!, vp = vb.baseAddress!
                             // Elementwise, so any split into blocks gives the same bits.
                             Parallel.forEachBlock(count: n, minimumPerBlock: 32_768) { block in
-                                @inline(__always) func step(_ j: Int, _ g: Float) {
-                                    mp[j] = b1 * mp[j] + (1 - b1) * g
-                                    vp[j] = b2 * vp[j] + (1 - b2) * g * g
-                                    let mh = mp[j] / c1, vh = vp[j] / c2
-                                    out[j] = tp[j] - lr * (mh / (vh.squareRoot() + eps) + decay * tp[j])
-                                }
-                                // Two loops without an optional inside, so each vectorises.
-                                if let gp {
-                                    for j in block { step(j, gp[j] * gradientScale) }
-                                } else {
-                                    for j in block { step(j, 0 * gradientScale) }
-                                }
+                                let j = block.lowerBound
+                                mtp_adamw_update(tp + j, gp.map { $0 + j }, gradientScale, mp + j, vp + j, out + j, block.count,
+                                                 b1, b2, c1, c2, lr, eps, decay)
                             }
                         }
                     }

@@ -152,6 +152,18 @@ void mtp_rmsnorm_backward(const float *x, const float *grad, const float *w, con
 void mtp_rmsnorm_backward_variant(int variant, const float *x, const float *grad, const float *w, const float *rstd,
                                   long rows, long d, float *dx, float *dw);
 
+/// One AdamW update of n parameters (see adamw_rows.c for the order of operations, which every
+/// variant follows, so their bits agree): with g = grad·gradScale (0·gradScale when grad is
+/// NULL), m ← β₁m + (1−β₁)g, v ← β₂v + (1−β₂)g², out = θ − lr·((m/c1)/(√(v/c2) + ε) + decay·θ).
+/// m and v are updated in place; out may be theta.
+void mtp_adamw_update(const float *theta, const float *grad, float gradScale, float *m, float *v, float *out, long n,
+                      float beta1, float beta2, float c1, float c2, float lr, float epsilon, float decay);
+
+/// The same with a chosen variant (which must be supported).
+void mtp_adamw_update_variant(int variant, const float *theta, const float *grad, float gradScale, float *m, float *v,
+                              float *out, long n, float beta1, float beta2, float c1, float c2, float lr, float epsilon,
+                              float decay);
+
 #ifdef __cplusplus
 }
 #endif
