@@ -127,14 +127,20 @@ extension BLAS {
         Swift.max(1, cores / Swift.max(1, callers))
     }
 
-    /// Gives each of `callers` concurrent callers (pipeline stages, say) its share of the
-    /// cores as OpenBLAS threads. An `OPENBLAS_NUM_THREADS` in the environment wins, and
-    /// one caller keeps the whole pool.
+    /// Gives each of `callers` concurrent callers (pipeline stages, ranks on one host) its
+    /// share of the cores: the blocks ``BLAS/sgemm(transA:transB:m:n:k:alpha:a:lda:b:ldb:beta:c:ldc:)``
+    /// splits a product into (``Split/maximumWays``), or, where OpenBLAS keeps its own pool
+    /// (``Split/enabled`` false), that pool's threads. An `OPENBLAS_NUM_THREADS` in the
+    /// environment wins, and one caller keeps all the cores.
     /// - Returns: the threads set, or nil when nothing was changed.
     @discardableResult
     public static func shareThreads(among callers: Int) -> Int? {
         guard callers > 1, ProcessInfo.processInfo.environment["OPENBLAS_NUM_THREADS"] == nil else { return nil }
         let n = threadsPerCaller(callers: callers)
+        if Split.enabled {
+            Split.maximumWays = n
+            return n
+        }
         return setThreads(n) ? n : nil
     }
 

@@ -1,6 +1,7 @@
 // The one place that talks to BLAS: OpenBLAS (CBLAS) on Linux, Accelerate on Apple.
 
 import Dispatch
+import Foundation
 #if canImport(Accelerate)
 import Accelerate
 #else
@@ -8,12 +9,19 @@ import CBLAS
 #endif
 
 /// Single-precision GEMM on row-major matrices: `C = alpha · op(A) · op(B) + beta · C`.
+///
+/// Threads: with OpenBLAS, the BLAS runs single-threaded and ``sgemm(transA:transB:m:n:k:alpha:a:lda:b:ldb:beta:c:ldc:)``
+/// splits each product itself, into ``splitWays`` blocks of C's rows (or columns, when C
+/// is short and wide) computed at once on ``Parallel``'s threads — the same threads as every
+/// other parallel loop of a step. OpenBLAS's own pool would spin its idle threads in
+/// `sched_yield` between products, competing with that work for the same cores (a fifth
+/// of the CPU time of a small training step). An `OPENBLAS_NUM_THREADS` in the environment
+/// keeps OpenBLAS's pool instead (and no split), as does `MTP_BLAS_SPLIT=0`.
 public enum BLAS {
     /// - Parameters:
     ///   - transA, transB: whether A (stored `[k, m]` when true, else `[m, k]`) and B
     ///     (stored `[n, k]` when true, else `[k, n]`) are transposed.
     ///   - m, n, k: the product's sizes; `lda`, `ldb`, `ldc` the row strides.
-    @inlinable
     public static func sgemm(transA: Bool, transB: Bool, m: Int, n: Int, k: Int,
                              alpha: Float, a: UnsafePointer<Float>, lda: Int,
                              b: UnsafePointer<Float>, ldb: Int,
@@ -26,8 +34,70 @@ public enum BLAS {
         }
         let timed = Timing.enabled
         let start = timed ? DispatchTime.now().uptimeNanoseconds : 0
-        cblas_sgemm(CblasRowMajor, transA ? CblasTrans : CblasNoTrans, transB ? CblasTrans : CblasNoTrans,
-                    Int32(m), Int32(n), Int32(k), alpha, a, Int32(lda), b, Int32(ldb), beta, c, Int32(ldc))
+        let ways = Split.enabled ? Split.ways(m: m, n: n, k: k) : 1
+        if ways > 1 {
+            split(ways: ways, transA: transA, transB: transB, m: m, n: n, k: k, alpha: alpha, a: a, lda: lda, b: b, ldb: ldb,
+                  beta: beta, c: c, ldc: ldc)
+        } else {
+            cblas_sgemm(CblasRowMajor, transA ? CblasTrans : CblasNoTrans, transB ? CblasTrans : CblasNoTrans,
+                        Int32(m), Int32(n), Int32(k), alpha, a, Int32(lda), b, Int32(ldb), beta, c, Int32(ldc))
+        }
         if timed { Timing.add(since: start, shape: Timing.byShape ? Timing.Shape(transA, transB, m, n, k) : nil) }
+    }
+
+    /// The product as `ways` single-threaded BLAS calls at once, each on a block of C's rows
+    /// (multiples of 16) or, when C has fewer rows than 16 per block and more columns, of
+    /// its columns. Each element of C is still one call's dot product over all of k.
+    private static func split(ways: Int, transA: Bool, transB: Bool, m: Int, n: Int, k: Int, alpha: Float,
+                              a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int,
+                              beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int) {
+        let byRows = m >= 16 * ways || m >= n
+        let extent = byRows ? m : n
+        let units = (extent + 15) / 16
+        let per = (units + ways - 1) / ways
+        let left = UncheckedSendable(a), right = UncheckedSendable(b), out = UncheckedSendable(c)
+        let ta = transA ? CblasTrans : CblasNoTrans, tb = transB ? CblasTrans : CblasNoTrans
+        Parallel.forEachBlock(count: (units + per - 1) / per) { blocks in
+            for block in blocks {
+                let lo = block * per * 16, hi = Swift.min(extent, lo + per * 16)
+                guard lo < hi else { continue }
+                if byRows {  // rows lo..<hi of C: op(A)'s rows lo..<hi
+                    cblas_sgemm(CblasRowMajor, ta, tb, Int32(hi - lo), Int32(n), Int32(k), alpha,
+                                left.value + (transA ? lo : lo * lda), Int32(lda), right.value, Int32(ldb),
+                                beta, out.value + lo * ldc, Int32(ldc))
+                } else {     // columns lo..<hi of C: op(B)'s columns lo..<hi
+                    cblas_sgemm(CblasRowMajor, ta, tb, Int32(m), Int32(hi - lo), Int32(k), alpha, left.value, Int32(lda),
+                                right.value + (transB ? lo * ldb : lo), Int32(ldb), beta, out.value + lo, Int32(ldc))
+                }
+            }
+        }
+    }
+
+    /// How ``sgemm(transA:transB:m:n:k:alpha:a:lda:b:ldb:beta:c:ldc:)`` splits products.
+    public enum Split {
+        /// Whether products are split (OpenBLAS single-threaded): decided once, at the first
+        /// product — true with OpenBLAS unless `OPENBLAS_NUM_THREADS` or `MTP_BLAS_SPLIT=0`
+        /// is in the environment.
+        public static let enabled: Bool = {
+            let env = ProcessInfo.processInfo.environment
+            guard env["OPENBLAS_NUM_THREADS"] == nil, env["MTP_BLAS_SPLIT"] != "0", setThreads(1) else { return false }
+            return true
+        }()
+
+        /// The most blocks a product is split into: the core count, or a share of it set by
+        /// ``BLAS/shareThreads(among:)`` (ranks or pipeline stages sharing a host's cores).
+        public static var maximumWays: Int {
+            get { lock.withLock { storedWays } }
+            set { lock.withLock { storedWays = Swift.max(1, newValue) } }
+        }
+        nonisolated(unsafe) private static var storedWays = Parallel.width
+        private static let lock = NSLock()
+
+        /// The blocks for an m × n × k product: one below about a million multiply-adds
+        /// (the split would cost more than it saves), else ``maximumWays``.
+        static func ways(m: Int, n: Int, k: Int) -> Int {
+            guard m * n * k >= 1 << 20, m >= 32 || n >= 32 else { return 1 }
+            return Swift.min(maximumWays, Swift.max(m, n) / 16)
+        }
     }
 }
