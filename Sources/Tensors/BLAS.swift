@@ -46,12 +46,14 @@ public enum BLAS {
     }
 
     /// The product as `ways` single-threaded BLAS calls at once, each on a block of C's rows
-    /// (multiples of 16) or, when C has fewer rows than 16 per block and more columns, of
-    /// its columns. Each element of C is still one call's dot product over all of k.
+    /// (multiples of 16) or of its columns. Every call packs all of the operand it does not
+    /// split, so the split is along C's longer side (rows: each call packs all of op(B),
+    /// k × n; columns: all of op(A), m × k), unless that side has fewer than 16 per block.
+    /// Each element of C is still one call's dot product over all of k.
     private static func split(ways: Int, transA: Bool, transB: Bool, m: Int, n: Int, k: Int, alpha: Float,
                               a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int,
                               beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int) {
-        let byRows = m >= 16 * ways || m >= n
+        let byRows = m >= n ? (m >= 16 * ways || n < 16 * ways) : n < 16 * ways
         let extent = byRows ? m : n
         let units = (extent + 15) / 16
         let per = (units + ways - 1) / ways

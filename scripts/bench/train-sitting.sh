@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# The README's "Training throughput" table in one sitting: `mtp bench train` and
+# scripts/bench/torch_train.py (PyTorch eager) alternating at the three sizes, ROUNDS
+# rounds each (5 at small, 4 at medium, 3 at large), then one `--recompute` run
+# and one `torch.compile` run per size. Medians are printed per size; every run's JSON is
+# kept in OUT_DIR, with the median of the per-round ratios (adjacent runs see the same
+# load). PyTorch parts are skipped when torch is not installed.
+# Usage: scripts/bench/train-sitting.sh [OUT_DIR]
+set -uo pipefail
+cd "$(dirname "$0")/../.."
+out=${1:-/tmp/mtp-train-sitting}
+mkdir -p "$out"
+bash scripts/ensure-deps.sh
+swift build -c release --product mtp >&2 || exit 1
+mtp=.build/release/mtp
+have_torch=0; python3 -c "import torch" 2>/dev/null && have_torch=1
+echo "== machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2), load $(cut -d' ' -f1-3 /proc/loadavg), $(date -u +%FT%TZ)"
+[ $have_torch = 1 ] && echo "== torch $(python3 -c 'import torch; print(torch.__version__)')"
+median() { python3 -c 'import sys,statistics; v=[float(x) for x in sys.argv[1:]]; print(round(statistics.median(v)) if v else "-")' "$@"; }
+field() { python3 -c 'import json,sys; print(json.loads(sys.stdin.read().strip().splitlines()[-1]).get(sys.argv[1], ""))' "$1"; }
+for size in small medium large; do
+  case $size in small) steps=30; rounds=5;; medium) steps=5; rounds=4;; large) steps=3; rounds=3;; esac
+  swift_tps=(); torch_tps=(); shares=()
+  for r in $(seq "$rounds"); do
+    $mtp bench train --size $size --steps $steps --json > "$out/swift-$size-$r.json" 2>/dev/null
+    swift_tps+=("$(field tokens_per_second < "$out/swift-$size-$r.json")"); shares+=("$(field gemm_fraction < "$out/swift-$size-$r.json")")
+    if [ $have_torch = 1 ]; then
+      python3 scripts/bench/torch_train.py --size $size --steps $steps > "$out/torch-$size-$r.json" 2>/dev/null
+      torch_tps+=("$(field tokens_per_second < "$out/torch-$size-$r.json")")
+    fi
+    echo "$size round $r: swift ${swift_tps[-1]} tokens/s (GEMM share ${shares[-1]}), torch eager ${torch_tps[-1]:-} tokens/s"
+  done
+  $mtp bench train --size $size --steps $steps --recompute --json > "$out/swift-$size-recompute.json" 2>/dev/null
+  echo "$size --recompute: $(field tokens_per_second < "$out/swift-$size-recompute.json") tokens/s, peak $(field peak_bytes < "$out/swift-$size-recompute.json") B (without: $(field peak_bytes < "$out/swift-$size-1.json") B)"
+  if [ $have_torch = 1 ]; then
+    # torch.compile compiles in the 5 warm-up steps; skipped when it fails or takes over 15 minutes.
+    timeout 900 python3 scripts/bench/torch_train.py --size $size --steps $steps --warmup 5 --compile > "$out/torch-compile-$size.json" 2>/dev/null
+    echo "$size torch.compile: $(field tokens_per_second < "$out/torch-compile-$size.json" 2>/dev/null) tokens/s; torch peak RSS growth $(field peak_rss_growth_bytes < "$out/torch-$size-1.json") B"
+  fi
+  ratios=(); for i in "${!torch_tps[@]}"; do ratios+=("$(python3 -c "print(${swift_tps[$i]} / ${torch_tps[$i]})")"); done
+  echo "== $size medians: swift $(median "${swift_tps[@]}") tokens/s, torch eager $(median "${torch_tps[@]}") tokens/s, per-round ratio $(python3 -c 'import sys,statistics; v=[float(x) for x in sys.argv[1:]]; print(round(statistics.median(v), 2) if v else "-")' "${ratios[@]}"), GEMM share $(python3 -c 'import sys,statistics; print(round(statistics.median(float(x) for x in sys.argv[1:]), 2))' "${shares[@]}")"
+done
+echo "== load after: $(cut -d' ' -f1-3 /proc/loadavg)"
