@@ -2,7 +2,7 @@
 # The README's "Training throughput" table in one sitting: `mtp bench train` and
 # scripts/bench/torch_train.py (PyTorch eager) alternating at the three sizes, ROUNDS
 # rounds each (5 at small, 4 at medium, 3 at large), then one `--recompute` run
-# and one `torch.compile` run per size. Medians are printed per size; every run's JSON is
+# per size, and one `torch.compile` run per size at the end. Medians are printed per size; every run's JSON is
 # kept in OUT_DIR, with the median of the per-round ratios (adjacent runs see the same
 # load). PyTorch parts are skipped when torch is not installed.
 # Usage: scripts/bench/train-sitting.sh [OUT_DIR]
@@ -32,12 +32,17 @@ for size in small medium large; do
   done
   $mtp bench train --size $size --steps $steps --recompute --json > "$out/swift-$size-recompute.json" 2>/dev/null
   echo "$size --recompute: $(field tokens_per_second < "$out/swift-$size-recompute.json") tokens/s, peak $(field peak_bytes < "$out/swift-$size-recompute.json") B (without: $(field peak_bytes < "$out/swift-$size-1.json") B)"
-  if [ $have_torch = 1 ]; then
-    # torch.compile compiles in the 5 warm-up steps; skipped when it fails or takes over 15 minutes.
-    timeout 900 python3 scripts/bench/torch_train.py --size $size --steps $steps --warmup 5 --compile > "$out/torch-compile-$size.json" 2>/dev/null
-    echo "$size torch.compile: $(field tokens_per_second < "$out/torch-compile-$size.json" 2>/dev/null) tokens/s; torch peak RSS growth $(field peak_rss_growth_bytes < "$out/torch-$size-1.json") B"
-  fi
+  [ $have_torch = 1 ] && echo "$size torch peak RSS growth $(field peak_rss_growth_bytes < "$out/torch-$size-1.json") B"
   ratios=(); for i in "${!torch_tps[@]}"; do ratios+=("$(python3 -c "print(${swift_tps[$i]} / ${torch_tps[$i]})")"); done
   echo "== $size medians: swift $(median "${swift_tps[@]}") tokens/s, torch eager $(median "${torch_tps[@]}") tokens/s, per-round ratio $(python3 -c 'import sys,statistics; v=[float(x) for x in sys.argv[1:]]; print(round(statistics.median(v), 2) if v else "-")' "${ratios[@]}"), GEMM share $(python3 -c 'import sys,statistics; print(round(statistics.median(float(x) for x in sys.argv[1:]), 2))' "${shares[@]}")"
 done
+# torch.compile last (its compile workers outlive the compilation for a while): it compiles
+# in the 5 warm-up steps; skipped when it fails or takes over 15 minutes.
+if [ $have_torch = 1 ]; then
+  for size in small medium large; do
+    case $size in small) steps=30;; medium) steps=5;; large) steps=3;; esac
+    timeout 900 python3 scripts/bench/torch_train.py --size $size --steps $steps --warmup 5 --compile > "$out/torch-compile-$size.json" 2>/dev/null
+    echo "$size torch.compile: $(field tokens_per_second < "$out/torch-compile-$size.json" 2>/dev/null) tokens/s"
+  done
+fi
 echo "== load after: $(cut -d' ' -f1-3 /proc/loadavg)"
