@@ -36,8 +36,10 @@ for size in small medium large; do
   ratios=(); for i in "${!torch_tps[@]}"; do ratios+=("$(python3 -c "print(${swift_tps[$i]} / ${torch_tps[$i]})")"); done
   echo "== $size medians: swift $(median "${swift_tps[@]}") tokens/s, torch eager $(median "${torch_tps[@]}") tokens/s, per-round ratio $(python3 -c 'import sys,statistics; v=[float(x) for x in sys.argv[1:]]; print(round(statistics.median(v), 2) if v else "-")' "${ratios[@]}"), GEMM share $(python3 -c 'import sys,statistics; print(round(statistics.median(float(x) for x in sys.argv[1:]), 2))' "${shares[@]}")"
 done
-# torch.compile last (its compile workers outlive the compilation for a while): it compiles
-# in the 5 warm-up steps; skipped when it fails or takes over 15 minutes.
+# torch.compile last, so its compilation (minutes of both cores) never sits between the
+# alternating runs (in an earlier sitting the large size's first Swift run, right after the
+# medium compile, was the slowest of all): it compiles in the 5 warm-up steps; skipped when
+# it fails or takes over 15 minutes.
 if [ $have_torch = 1 ]; then
   for size in small medium large; do
     case $size in small) steps=30;; medium) steps=5;; large) steps=3;; esac
