@@ -11,8 +11,8 @@ import CBLAS
 /// Single-precision GEMM on row-major matrices: `C = alpha · op(A) · op(B) + beta · C`.
 ///
 /// Threads: with OpenBLAS, the BLAS runs single-threaded and ``sgemm(transA:transB:m:n:k:alpha:a:lda:b:ldb:beta:c:ldc:)``
-/// splits each product itself, into ``splitWays`` blocks of C's rows (or columns, when C
-/// is short and wide) computed at once on ``Parallel``'s threads — the same threads as every
+/// splits each product itself, into up to ``Split/maximumWays`` blocks along C's longer side
+/// (rows or columns), computed at once on ``Parallel``'s threads — the same threads as every
 /// other parallel loop of a step. OpenBLAS's own pool would spin its idle threads in
 /// `sched_yield` between products, competing with that work for the same cores (a fifth
 /// of the CPU time of a small training step). An `OPENBLAS_NUM_THREADS` in the environment
