@@ -2,7 +2,8 @@
 # Installs the Debian packages the build needs, only when they are missing.
 set -euo pipefail
 missing=()
-for pkg in libopenblas-dev pkg-config openmpi-bin libopenmpi-dev; do
+# libdnnl2: oneDNN, the default GEMM engine (loaded at run time; see BLAS+Engine.swift).
+for pkg in libopenblas-dev pkg-config openmpi-bin libopenmpi-dev libdnnl2; do
   dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")
 done
 if [ ${#missing[@]} -gt 0 ]; then

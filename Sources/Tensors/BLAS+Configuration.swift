@@ -128,7 +128,7 @@ extension BLAS {
     }
 
     /// Gives each of `callers` concurrent callers (pipeline stages, ranks on one host) its
-    /// share of the cores: the blocks ``BLAS/sgemm(transA:transB:m:n:k:alpha:a:lda:b:ldb:beta:c:ldc:)``
+    /// share of the cores: the blocks ``BLAS/sgemm(transA:transB:m:n:k:alpha:a:lda:b:ldb:beta:c:ldc:engine:)``
     /// splits a product into (``Split/maximumWays``), or, where OpenBLAS keeps its own pool
     /// (``Split/enabled`` false), that pool's threads. An `OPENBLAS_NUM_THREADS` in the
     /// environment wins, and one caller keeps all the cores.

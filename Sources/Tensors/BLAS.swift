@@ -10,7 +10,10 @@ import CBLAS
 
 /// Single-precision GEMM on row-major matrices: `C = alpha · op(A) · op(B) + beta · C`.
 ///
-/// Threads: with OpenBLAS, the BLAS runs single-threaded and ``sgemm(transA:transB:m:n:k:alpha:a:lda:b:ldb:beta:c:ldc:)``
+/// Engine: each product goes to ``engine`` (oneDNN's `dnnl_sgemm` where it loads, else
+/// OpenBLAS's `cblas_sgemm`; see ``Engine``), or to the engine a call names.
+///
+/// Threads: the engine runs single-threaded and ``sgemm(transA:transB:m:n:k:alpha:a:lda:b:ldb:beta:c:ldc:engine:)``
 /// splits each product itself, into up to ``Split/maximumWays`` blocks along C's longer side
 /// (rows or columns), computed at once on ``Parallel``'s threads — the same threads as every
 /// other parallel loop of a step. OpenBLAS's own pool would spin its idle threads in
@@ -22,10 +25,11 @@ public enum BLAS {
     ///   - transA, transB: whether A (stored `[k, m]` when true, else `[m, k]`) and B
     ///     (stored `[n, k]` when true, else `[k, n]`) are transposed.
     ///   - m, n, k: the product's sizes; `lda`, `ldb`, `ldc` the row strides.
+    ///   - engine: the library that computes it (an unavailable one falls back to OpenBLAS).
     public static func sgemm(transA: Bool, transB: Bool, m: Int, n: Int, k: Int,
                              alpha: Float, a: UnsafePointer<Float>, lda: Int,
                              b: UnsafePointer<Float>, ldb: Int,
-                             beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int) {
+                             beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int, engine: Engine = BLAS.engine) {
         guard m > 0, n > 0 else { return }
         if k == 0 {
             // BLAS leaves C untouched for k == 0 only when beta == 1; make it explicit.
@@ -36,11 +40,12 @@ public enum BLAS {
         let start = timed ? DispatchTime.now().uptimeNanoseconds : 0
         let ways = Split.enabled ? Split.ways(m: m, n: n, k: k) : 1
         if ways > 1 {
-            split(ways: ways, transA: transA, transB: transB, m: m, n: n, k: k, alpha: alpha, a: a, lda: lda, b: b, ldb: ldb,
-                  beta: beta, c: c, ldc: ldc)
+            split(ways: ways, engine: engine, transA: transA, transB: transB, m: m, n: n, k: k, alpha: alpha, a: a, lda: lda,
+                  b: b, ldb: ldb, beta: beta, c: c, ldc: ldc)
         } else {
-            cblas_sgemm(CblasRowMajor, transA ? CblasTrans : CblasNoTrans, transB ? CblasTrans : CblasNoTrans,
-                        Int32(m), Int32(n), Int32(k), alpha, a, Int32(lda), b, Int32(ldb), beta, c, Int32(ldc))
+            // Unsplit with the split off: OpenBLAS's own pool, or oneDNN's OpenMP threads.
+            product(engine: engine, threads: Split.enabled ? 1 : Parallel.width, transA: transA, transB: transB,
+                    m: m, n: n, k: k, alpha: alpha, a: a, lda: lda, b: b, ldb: ldb, beta: beta, c: c, ldc: ldc)
         }
         if timed { Timing.add(since: start, shape: Timing.byShape ? Timing.Shape(transA, transB, m, n, k) : nil) }
     }
@@ -50,7 +55,7 @@ public enum BLAS {
     /// split, so the split is along C's longer side (rows: each call packs all of op(B),
     /// k × n; columns: all of op(A), m × k), unless that side has fewer than 16 per block.
     /// Each element of C is still one call's dot product over all of k.
-    private static func split(ways: Int, transA: Bool, transB: Bool, m: Int, n: Int, k: Int, alpha: Float,
+    private static func split(ways: Int, engine: Engine, transA: Bool, transB: Bool, m: Int, n: Int, k: Int, alpha: Float,
                               a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int,
                               beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int) {
         let byRows = m >= n ? (m >= 16 * ways || n < 16 * ways) : n < 16 * ways
@@ -58,24 +63,39 @@ public enum BLAS {
         let units = (extent + 15) / 16
         let per = (units + ways - 1) / ways
         let left = UncheckedSendable(a), right = UncheckedSendable(b), out = UncheckedSendable(c)
-        let ta = transA ? CblasTrans : CblasNoTrans, tb = transB ? CblasTrans : CblasNoTrans
         Parallel.forEachBlock(count: (units + per - 1) / per) { blocks in
             for block in blocks {
                 let lo = block * per * 16, hi = Swift.min(extent, lo + per * 16)
                 guard lo < hi else { continue }
                 if byRows {  // rows lo..<hi of C: op(A)'s rows lo..<hi
-                    cblas_sgemm(CblasRowMajor, ta, tb, Int32(hi - lo), Int32(n), Int32(k), alpha,
-                                left.value + (transA ? lo : lo * lda), Int32(lda), right.value, Int32(ldb),
-                                beta, out.value + lo * ldc, Int32(ldc))
+                    product(engine: engine, threads: 1, transA: transA, transB: transB, m: hi - lo, n: n, k: k, alpha: alpha,
+                            a: left.value + (transA ? lo : lo * lda), lda: lda, b: right.value, ldb: ldb,
+                            beta: beta, c: out.value + lo * ldc, ldc: ldc)
                 } else {     // columns lo..<hi of C: op(B)'s columns lo..<hi
-                    cblas_sgemm(CblasRowMajor, ta, tb, Int32(m), Int32(hi - lo), Int32(k), alpha, left.value, Int32(lda),
-                                right.value + (transB ? lo * ldb : lo), Int32(ldb), beta, out.value + lo, Int32(ldc))
+                    product(engine: engine, threads: 1, transA: transA, transB: transB, m: m, n: hi - lo, k: k, alpha: alpha,
+                            a: left.value, lda: lda, b: right.value + (transB ? lo * ldb : lo), ldb: ldb,
+                            beta: beta, c: out.value + lo, ldc: ldc)
                 }
             }
         }
     }
 
-    /// How ``sgemm(transA:transB:m:n:k:alpha:a:lda:b:ldb:beta:c:ldc:)`` splits products.
+    /// One engine call. `threads` is oneDNN's OpenMP thread count (1: this thread alone);
+    /// OpenBLAS uses its pool size as set (single-threaded while ``Split/enabled``). OpenBLAS
+    /// computes what oneDNN refuses or cannot run.
+    private static func product(engine: Engine, threads: Int, transA: Bool, transB: Bool, m: Int, n: Int, k: Int,
+                                alpha: Float, a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int,
+                                beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int) {
+        if engine == .oneDNN, let oneDNN = OneDNN.loaded,
+           oneDNN.product(threads: threads, transA: transA, transB: transB, m: m, n: n, k: k, alpha: alpha,
+                          a: a, lda: lda, b: b, ldb: ldb, beta: beta, c: c, ldc: ldc) {
+            return
+        }
+        cblas_sgemm(CblasRowMajor, transA ? CblasTrans : CblasNoTrans, transB ? CblasTrans : CblasNoTrans,
+                    Int32(m), Int32(n), Int32(k), alpha, a, Int32(lda), b, Int32(ldb), beta, c, Int32(ldc))
+    }
+
+    /// How ``sgemm(transA:transB:m:n:k:alpha:a:lda:b:ldb:beta:c:ldc:engine:)`` splits products.
     public enum Split {
         /// Whether products are split (OpenBLAS single-threaded): decided once, at the first
         /// product — true with OpenBLAS unless `OPENBLAS_NUM_THREADS` or `MTP_BLAS_SPLIT=0`

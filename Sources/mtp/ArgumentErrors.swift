@@ -7,12 +7,16 @@
 
 import ArgumentParser
 import Foundation
+import Tensors
 
 extension MTPCommand {
     /// Parses `arguments`, runs the chosen subcommand and exits with the CLI's status.
     static func runReportingErrors(_ arguments: [String]) -> Never {
         do {
             var command = try parseAsRoot(NegativeNumbers.attached(arguments))
+            // An MTP_GEMM that names no usable engine is refused before any work (the library
+            // alone would ignore it).
+            _ = try BLAS.requestedEngine()
             try command.run()
             Foundation.exit(0)
         } catch {

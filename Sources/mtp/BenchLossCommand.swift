@@ -111,7 +111,7 @@ struct BenchLossCommand: ParsableCommand {
         let flops = 6.0 * Double(n) * Double(h) * Double(v) * Double(d + 1)
         let gflops = flops / median / 1e9
         let ratio = gflops / sgemm
-        print("mtp bench loss  loss=\(loss.rawValue) N=\(n) H=\(h) V=\(v) D=\(d) repeats=\(repeats) cores=\(Parallel.width)")
+        print("mtp bench loss  loss=\(loss.rawValue) N=\(n) H=\(h) V=\(v) D=\(d) repeats=\(repeats) cores=\(Parallel.width) gemm=\(BLAS.engineName)")
         print(String(format: "  time       median %.3f s   min %.3f s", median, best))
         print(String(format: "  useful     %.1f GFLOP/s  (6·N·H·V·(D+1) = %.1f GFLOP)", gflops, flops / 1e9))
         print(String(format: "  sgemm      %.1f GFLOP/s  (same shapes, same run)", sgemm))
@@ -124,6 +124,7 @@ struct BenchLossCommand: ParsableCommand {
                 "seconds": JSONOutput.number(median), "seconds_min": JSONOutput.number(best), "gflops": JSONOutput.number(gflops),
                 "sgemm_gflops": JSONOutput.number(sgemm), "roofline_ratio": JSONOutput.number(ratio),
                 "peak_bytes": peak, "rss_growth_bytes": rssGrowth, "head_bytes": figures.headBytes,
+                "gemm_engine": BLAS.engineName,
             ])
         }
         return figures

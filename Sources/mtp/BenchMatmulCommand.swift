@@ -34,8 +34,11 @@ struct BenchMatmulCommand: ParsableCommand {
         times.sort()
         let median = times[times.count / 2]
         let gflops = 2.0 * Double(m) * Double(k) * Double(n) / median / 1e9
-        print(String(format: "matmul [%d, %d] · [%d, %d]: median %.4f s, min %.4f s, %.1f GFLOP/s (%d cores)",
-                     m, k, k, n, median, times[0], gflops, Parallel.width))
-        if json { try JSONOutput.print(["seconds": JSONOutput.number(median), "gflops": JSONOutput.number(gflops)]) }
+        print(String(format: "matmul [%d, %d] · [%d, %d]: median %.4f s, min %.4f s, %.1f GFLOP/s (%d cores, %@)",
+                     m, k, k, n, median, times[0], gflops, Parallel.width, BLAS.engineName))
+        if json {
+            try JSONOutput.print(["seconds": JSONOutput.number(median), "gflops": JSONOutput.number(gflops),
+                                  "gemm_engine": BLAS.engineName])
+        }
     }
 }

@@ -59,10 +59,10 @@ struct BenchTrainCommand: ParsableCommand {
                                               gemmShapes: gemmShapes)
             let m = options.model
             print(String(format: "train step H=%d L=%d heads=%d I=%d S=%d B=%d V=%d D=%d loss %@: %.0f tokens/s, "
-                         + "%.3f s/step, GEMM %.1f%% (%d calls/step), peak %.1f MB, %d parameters%@",
+                         + "%.3f s/step, GEMM %.1f%% (%d calls/step, %@), peak %.1f MB, %d parameters%@",
                          m.hiddenSize, m.layers, m.heads, m.intermediateSize, options.sequenceLength, options.batchSize,
                          m.vocabularySize, m.mtpDepths, loss.rawValue, r.tokensPerSecond, r.seconds / Double(r.steps),
-                         100 * r.gemmFraction, r.gemmCallsPerStep, Double(r.peakBytes) / 1e6, r.parameters,
+                         100 * r.gemmFraction, r.gemmCallsPerStep, BLAS.engineName, Double(r.peakBytes) / 1e6, r.parameters,
                          recompute ? ", blocks recomputed" : ""))
             for t in r.shapes.prefix(12) {
                 print(String(format: "  gemm %@: %d calls/step, %.4f s/step, %.1f GFLOP/s", t.shape.description,
@@ -77,7 +77,7 @@ struct BenchTrainCommand: ParsableCommand {
                     "tokens_per_second": JSONOutput.number(r.tokensPerSecond),
                     "seconds_per_step": JSONOutput.number(r.seconds / Double(r.steps)),
                     "gemm_fraction": JSONOutput.number(r.gemmFraction), "gemm_calls_per_step": r.gemmCallsPerStep,
-                    "peak_bytes": r.peakBytes, "parameters": r.parameters,
+                    "gemm_engine": BLAS.engineName, "peak_bytes": r.peakBytes, "parameters": r.parameters,
                 ])
             }
         }

@@ -14,8 +14,8 @@ final class CLIErrorTests: XCTestCase {
     }()
 
     private func assertError(_ arguments: [String], mentions text: String, within seconds: Double = 60,
-                             file: StaticString = #filePath, line: UInt = #line) throws {
-        let r = try runMTP(arguments, timeout: seconds)
+                             environment: [String: String] = [:], file: StaticString = #filePath, line: UInt = #line) throws {
+        let r = try runMTP(arguments, environment: environment, timeout: seconds)
         let what = "mtp \(arguments.joined(separator: " "))"
         XCTAssertFalse(r.signaled, "\(what) was killed (a trap or past \(seconds) s)\n\(r.stderr)", file: file, line: line)
         XCTAssertEqual(r.status, 1, "\(what): \(r.stderr)", file: file, line: line)
@@ -35,6 +35,17 @@ final class CLIErrorTests: XCTestCase {
         let help = try runMTP(["train", "--help"])
         XCTAssertEqual(help.status, 0)
         XCTAssertTrue(help.stdout.contains("--save-every"))
+    }
+
+    func testAnUnknownGEMMEngineIsRefusedAndAKnownOneIsUsed() throws {
+        try assertError(["bench", "matmul", "--m", "8", "--k", "8", "--n", "8"], mentions: "MTP_GEMM=mkl: unknown GEMM engine",
+                        environment: ["MTP_GEMM": "mkl"])
+        for engine in ["openblas", "onednn"] {
+            let r = try runMTP(["bench", "matmul", "--m", "64", "--k", "64", "--n", "64", "--repeats", "2", "--json"],
+                               environment: ["MTP_GEMM": engine])
+            XCTAssertEqual(r.status, 0, "\(engine): \(r.stderr)")
+            XCTAssertTrue(r.stdout.contains("\"gemm_engine\":\"\(engine)"), "\(engine): \(r.stdout)")
+        }
     }
 
     func testNegativeNumbersParseAndAreRangeChecked() throws {

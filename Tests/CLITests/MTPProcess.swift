@@ -33,7 +33,8 @@ final class MTPProcess {
     private let out: URL, err: URL
     private let start = Date()
 
-    init(_ arguments: [String], in folder: URL? = nil) throws {
+    /// - Parameter environment: variables set on top of this process's environment.
+    init(_ arguments: [String], in folder: URL? = nil, environment: [String: String] = [:]) throws {
         let scratch = FileManager.default.temporaryDirectory.appendingPathComponent("mtp-cli-\(UUID().uuidString)")
         out = scratch.appendingPathExtension("out")
         err = scratch.appendingPathExtension("err")
@@ -41,6 +42,9 @@ final class MTPProcess {
         _ = FileManager.default.createFile(atPath: err.path, contents: nil)
         process.executableURL = try mtpBinary()
         process.arguments = arguments
+        if !environment.isEmpty {
+            process.environment = ProcessInfo.processInfo.environment.merging(environment) { _, new in new }
+        }
         if let folder { process.currentDirectoryURL = folder }
         process.standardOutput = try FileHandle(forWritingTo: out)
         process.standardError = try FileHandle(forWritingTo: err)
@@ -64,8 +68,9 @@ final class MTPProcess {
 }
 
 /// Runs `mtp arguments` to the end.
-func runMTP(_ arguments: [String], in folder: URL? = nil, timeout: Double = 120) throws -> MTPResult {
-    try MTPProcess(arguments, in: folder).finish(timeout: timeout)
+func runMTP(_ arguments: [String], in folder: URL? = nil, environment: [String: String] = [:],
+            timeout: Double = 120) throws -> MTPResult {
+    try MTPProcess(arguments, in: folder, environment: environment).finish(timeout: timeout)
 }
 
 /// A fresh temporary folder (created).

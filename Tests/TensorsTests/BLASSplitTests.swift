@@ -1,11 +1,20 @@
 import XCTest
 @testable import Tensors
 
-/// BLAS.sgemm's split of a product over the cores (OpenBLAS single-threaded): every layout,
+/// BLAS.sgemm's split of a product over the cores (each engine single-threaded): every layout,
 /// split by rows and by columns, with alpha, beta 0 and 1 and padded leading dimensions,
-/// against a Double triple loop; nothing outside C's m × n elements is written.
+/// with each GEMM engine, against a Double triple loop; nothing outside C's m × n elements is written.
 final class BLASSplitTests: XCTestCase {
-    func product(transA: Bool, transB: Bool, m: Int, n: Int, k: Int, alpha: Float, beta: Float, ways: Int) {
+    /// The engines this host must have: OpenBLAS, and oneDNN on Linux (scripts/ensure-deps.sh installs it).
+    static func engines(file: StaticString = #filePath, line: UInt = #line) -> [BLAS.Engine] {
+        #if os(Linux)
+        XCTAssertTrue(BLAS.Engine.oneDNN.isAvailable, "oneDNN did not load: \(OneDNN.loadFailure)", file: file, line: line)
+        #endif
+        return BLAS.Engine.allCases.filter(\.isAvailable)
+    }
+
+    func product(transA: Bool, transB: Bool, m: Int, n: Int, k: Int, alpha: Float, beta: Float, ways: Int,
+                 engine: BLAS.Engine = BLAS.engine) {
         let pad = 3
         let lda = (transA ? m : k) + pad, ldb = (transB ? k : n) + pad, ldc = n + pad
         var g = SplitMix64(seed: UInt64(m * 31 + n * 7 + k))
@@ -19,7 +28,7 @@ final class BLASSplitTests: XCTestCase {
             b.withUnsafeBufferPointer { bp in
                 c.withUnsafeMutableBufferPointer { cp in
                     BLAS.sgemm(transA: transA, transB: transB, m: m, n: n, k: k, alpha: alpha, a: ap.baseAddress!, lda: lda,
-                               b: bp.baseAddress!, ldb: ldb, beta: beta, c: cp.baseAddress!, ldc: ldc)
+                               b: bp.baseAddress!, ldb: ldb, beta: beta, c: cp.baseAddress!, ldc: ldc, engine: engine)
                 }
             }
         }
@@ -37,18 +46,24 @@ final class BLASSplitTests: XCTestCase {
                     s += x * y
                 }
                 let want = Double(alpha) * s + Double(beta) * Double(c0[i * ldc + j])
-                XCTAssertEqual(Double(got), want, accuracy: 1e-5 * Double(k), "\(transA)\(transB) \(m)x\(n)x\(k) ways \(ways) at (\(i), \(j))")
+                XCTAssertEqual(Double(got), want, accuracy: 1e-5 * Double(k),
+                               "\(engine) \(transA)\(transB) \(m)x\(n)x\(k) ways \(ways) at (\(i), \(j))")
             }
         }
     }
 
     func testSplitByRowsAndByColumnsMatchesADoubleReference() {
         XCTAssertGreaterThanOrEqual(BLAS.Split.ways(m: 200, n: 70, k: 100), Swift.min(2, BLAS.Split.maximumWays))
-        for (ta, tb) in [(false, false), (false, true), (true, false), (true, true)] {
-            // 1.4M multiply-adds, rows ≥ 16 per block: split by rows (the last block short).
-            product(transA: ta, transB: tb, m: 203, n: 70, k: 100, alpha: 1, beta: 0, ways: 3)
-            // 1.2M, 20 rows and 600 columns: split by columns.
-            product(transA: ta, transB: tb, m: 20, n: 600, k: 100, alpha: 0.5, beta: 1, ways: 2)
+        for engine in Self.engines() {
+            for (ta, tb) in [(false, false), (false, true), (true, false), (true, true)] {
+                // 1.4M multiply-adds, rows ≥ 16 per block: split by rows (the last block short).
+                product(transA: ta, transB: tb, m: 203, n: 70, k: 100, alpha: 1, beta: 0, ways: 3, engine: engine)
+                // 1.2M, 20 rows and 600 columns: split by columns.
+                product(transA: ta, transB: tb, m: 20, n: 600, k: 100, alpha: 0.5, beta: 1, ways: 2, engine: engine)
+                // Unsplit (below a million multiply-adds), beta 0.5, a single row and column.
+                product(transA: ta, transB: tb, m: 37, n: 29, k: 53, alpha: -1, beta: 0.5, ways: 2, engine: engine)
+                product(transA: ta, transB: tb, m: 1, n: 1, k: 300, alpha: 1, beta: 0, ways: 2, engine: engine)
+            }
         }
     }
 

@@ -13,6 +13,6 @@ public func reportBLASKernelOnce() {
 }
 
 private let blasKernelReported: Bool = {
-    FileHandle.standardError.write(Data((BLAS.kernelReport() + "\n").utf8))
+    FileHandle.standardError.write(Data((BLAS.kernelReport() + "\n" + BLAS.engineReport() + "\n").utf8))
     return true
 }()
