@@ -7,7 +7,15 @@
 # kept in OUT_DIR, with the median of the per-round ratios (adjacent runs see the same
 # load). PyTorch parts are skipped when torch is not installed.
 # Usage: scripts/bench/train-sitting.sh [OUT_DIR]
+# ISA=avx2 runs both sides on their AVX2 code paths on an AVX-512 host (a stand-in for the
+# AVX2 hosts, not a measurement of one): OpenBLAS Haswell kernels, oneDNN capped at AVX2
+# (DNNL_MAX_CPU_ISA, read by ours and by PyTorch's), our C kernels' avx2 variants, ATen's
+# avx2 kernels and MKL's AVX2 code (MKL_ENABLE_INSTRUCTIONS). COMPILE=0 skips torch.compile.
 set -uo pipefail
+if [ "${ISA:-}" = avx2 ]; then
+  export OPENBLAS_CORETYPE=Haswell DNNL_MAX_CPU_ISA=AVX2 MTP_ROW_KERNEL=avx2 MTP_ATTENTION_KERNEL=avx2 \
+    ATEN_CPU_CAPABILITY=avx2 MKL_ENABLE_INSTRUCTIONS=AVX2
+fi
 cd "$(dirname "$0")/../.."
 out=${1:-/tmp/mtp-train-sitting}
 mkdir -p "$out"
@@ -15,7 +23,7 @@ bash scripts/ensure-deps.sh
 swift build -c release --product mtp >&2 || exit 1
 mtp=.build/release/mtp
 have_torch=0; python3 -c "import torch" 2>/dev/null && have_torch=1
-echo "== machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2), load $(cut -d' ' -f1-3 /proc/loadavg), $(date -u +%FT%TZ)"
+echo "== machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2), load $(cut -d' ' -f1-3 /proc/loadavg), $(date -u +%FT%TZ)${ISA:+, ISA=$ISA}"
 [ $have_torch = 1 ] && echo "== torch $(python3 -c 'import torch; print(torch.__version__)')"
 median() { python3 -c 'import sys,statistics; v=[float(x) for x in sys.argv[1:]]; print(round(statistics.median(v)) if v else "-")' "$@"; }
 field() { python3 -c 'import json,sys; print(json.loads(sys.stdin.read().strip().splitlines()[-1]).get(sys.argv[1], ""))' "$1"; }
@@ -49,7 +57,7 @@ done
 # alternating runs (in an earlier sitting the large size's first Swift run, right after the
 # medium compile, was the slowest of all): it compiles in the 5 warm-up steps; skipped when
 # it fails or takes over 15 minutes.
-if [ $have_torch = 1 ]; then
+if [ $have_torch = 1 ] && [ "${COMPILE:-1}" != 0 ]; then
   for size in small medium large; do
     case $size in small) steps=30;; medium) steps=5;; large) steps=3;; esac
     timeout 900 python3 scripts/bench/torch_train.py --size $size --steps $steps --warmup 5 --compile > "$out/torch-compile-$size.json" 2>/dev/null
