@@ -43,7 +43,8 @@ public enum BLAS {
             split(ways: ways, engine: engine, transA: transA, transB: transB, m: m, n: n, k: k, alpha: alpha, a: a, lda: lda,
                   b: b, ldb: ldb, beta: beta, c: c, ldc: ldc)
         } else {
-            // Unsplit with the split off: OpenBLAS's own pool, or oneDNN's OpenMP threads.
+            // One call: a small product on this thread, or, with the split off, on OpenBLAS's own
+            // pool or oneDNN's OpenMP threads.
             product(engine: engine, threads: Split.enabled ? 1 : Parallel.width, transA: transA, transB: transB,
                     m: m, n: n, k: k, alpha: alpha, a: a, lda: lda, b: b, ldb: ldb, beta: beta, c: c, ldc: ldc)
         }
