@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # One sitting of the README's generation tables: `mtp bench generate --json` (default
 # --repeats) on the default checkpoint, greedy and sampled (T=1, top-p 0.9), with the
-# CPU's own kernels and with AVX2 emulated (OpenBLAS Haswell kernels, the avx2 row
+# CPU's own kernels and with AVX2 emulated (OpenBLAS Haswell kernels, oneDNN capped at AVX2, the avx2 row
 # kernel), three runs of each alternating, and the medians; then the same for a byte-level
 # checkpoint of real text (greedy, --prompt-length 32) when one is given.
 # Usage: scripts/bench/generation-sitting.sh [DEFAULT_CKPT] [TEXT_CKPT] [OUT_DIR]
@@ -22,7 +22,7 @@ echo "== machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d
 run() {
   local name=$1 kind=$2 ckpt=$3; shift 3
   if [ "$kind" = avx2 ]; then
-    OPENBLAS_CORETYPE=Haswell MTP_ROW_KERNEL=avx2 $mtp bench generate --checkpoint "$ckpt" --json "$@" > "$out/$name.log" 2>&1
+    OPENBLAS_CORETYPE=Haswell DNNL_MAX_CPU_ISA=AVX2 MTP_ROW_KERNEL=avx2 $mtp bench generate --checkpoint "$ckpt" --json "$@" > "$out/$name.log" 2>&1
   else
     $mtp bench generate --checkpoint "$ckpt" --json "$@" > "$out/$name.log" 2>&1
   fi
