@@ -4,13 +4,16 @@
 //
 // Why oneDNN: its JIT-generated f32 GEMM kernels (AVX-512 and AVX2, chosen by the library
 // for the CPU it runs on) are faster than OpenBLAS 0.3.21's on the shapes of a training
-// step, most of all on the small ones (README, "GEMM engine"). It is loaded with dlopen, so
-// the package builds, runs and tests with OpenBLAS alone, and one variable picks either.
+// step on AVX-512, most of all on the small ones (README, "GEMM engine"). It is loaded with
+// dlopen, so the package builds and runs with OpenBLAS alone (its tests expect oneDNN on
+// Linux: scripts/test.sh installs it), and one variable picks either.
 //
 // Threads: Debian builds oneDNN on OpenMP. Each call here runs on the calling thread (its
-// OpenMP thread count set to one first), and BLAS.sgemm splits a product over our own
-// threads as it does for OpenBLAS: an OpenMP pool would spin between products on the
-// same cores as the step's other parallel work, as OpenBLAS's pool did.
+// OpenMP thread count set to one first), and BLAS.sgemm always splits a oneDNN product over
+// our own threads: an OpenMP pool would spin between products on the same cores as the
+// step's other parallel work, as OpenBLAS's pool did. Loading libgomp pins the loading
+// thread to one CPU when OMP_PROC_BIND, OMP_PLACES or GOMP_CPU_AFFINITY are set (and every
+// thread it starts later inherits that), so the load gives the thread its affinity back.
 
 import Foundation
 #if canImport(Glibc)
@@ -37,7 +40,7 @@ extension BLAS {
     public static let engineVariable = "MTP_GEMM"
 
     /// A GEMM engine asked for that this process cannot use.
-    public struct EngineError: Error, Equatable, CustomStringConvertible {
+    public struct EngineError: Error, CustomStringConvertible {
         public let description: String
     }
 
@@ -46,7 +49,9 @@ extension BLAS {
     /// - Throws: ``EngineError`` naming the value when it is neither `openblas` nor `onednn`
     ///   (any case), or when it is `onednn` and oneDNN could not be loaded (with dlopen's reason).
     public static func requestedEngine(in environment: [String: String] = ProcessInfo.processInfo.environment) throws -> Engine? {
-        guard let raw = environment[engineVariable]?.trimmingCharacters(in: .whitespaces), !raw.isEmpty else { return nil }
+        guard let raw = environment[engineVariable]?.trimmingCharacters(in: .whitespacesAndNewlines), !raw.isEmpty else {
+            return nil
+        }
         guard let engine = Engine(rawValue: raw.lowercased()) else {
             throw EngineError(description: "\(engineVariable)=\(raw): unknown GEMM engine (use openblas or onednn)")
         }
@@ -65,14 +70,18 @@ extension BLAS {
     ///
     /// An unusable ``engineVariable`` is ignored here; the `mtp` tool refuses it up front with
     /// ``requestedEngine(in:)``'s error.
-    public static var engine: Engine { defaultEngine }
+    public static let engine: Engine = defaultEngine(in: ProcessInfo.processInfo.environment,
+                                                     oneDNNLoads: { OneDNN.loaded != nil })
 
-    private static let defaultEngine: Engine = {
-        let environment = ProcessInfo.processInfo.environment
-        if let requested = (try? requestedEngine(in: environment)) ?? nil { return requested }
+    /// ``engine``'s rule for an environment, given whether oneDNN loads (asked only when it matters).
+    static func defaultEngine(in environment: [String: String], oneDNNLoads: () -> Bool) -> Engine {
+        if let raw = environment[engineVariable]?.trimmingCharacters(in: .whitespacesAndNewlines).lowercased(),
+           let requested = Engine(rawValue: raw), requested == .openBLAS || oneDNNLoads() {
+            return requested
+        }
         if environment["OPENBLAS_NUM_THREADS"] != nil || environment["MTP_BLAS_SPLIT"] == "0" { return .openBLAS }
-        return OneDNN.loaded != nil ? .oneDNN : .openBLAS
-    }()
+        return oneDNNLoads() ? .oneDNN : .openBLAS
+    }
 
     /// The default engine in a few words: `onednn 2.6.3`, `openblas SkylakeX` (OpenBLAS and its
     /// kernel family), or `accelerate`.
@@ -123,7 +132,7 @@ struct OneDNN: Sendable {
     private static let attempt: Result<OneDNN, Failure> = {
         #if os(Linux)
         let name = "libdnnl.so.2"
-        guard let handle = dlopen(name, RTLD_NOW | RTLD_LOCAL) else {
+        guard let handle = keepingAffinity({ dlopen(name, RTLD_NOW | RTLD_LOCAL) }) else {
             return .failure(Failure(description: dlerror().map { String(cString: $0) } ?? "\(name) not found"))
         }
         guard let gemm = dlsym(handle, "dnnl_sgemm"), let versionSymbol = dlsym(handle, "dnnl_version") else {
@@ -136,7 +145,8 @@ struct OneDNN: Sendable {
         }
         let numbers = info.assumingMemoryBound(to: Int32.self)
         let version = "\(numbers[0]).\(numbers[1]).\(numbers[2])"
-        // hash sits at offset 16 (three ints, padded to the pointer's alignment), cpu_runtime after it.
+        // hash sits at offset 16 (three ints, padded to the pointer's alignment: 64-bit Linux,
+        // the only platform this branch builds for), cpu_runtime after it.
         let cpuRuntime = info.load(fromByteOffset: 16 + MemoryLayout<UnsafeRawPointer>.size, as: UInt32.self)
         // DNNL_RUNTIME_SEQ = 1 (nothing to set), DNNL_RUNTIME_OMP = 2 (one OpenMP thread per call).
         var setThreads: SetThreads?
@@ -144,8 +154,8 @@ struct OneDNN: Sendable {
         case 1:
             break
         case 2:
-            guard let openMP = dlopen("libgomp.so.1", RTLD_NOW | RTLD_NOLOAD) ?? dlopen("libomp.so", RTLD_NOW | RTLD_NOLOAD),
-                  let symbol = dlsym(openMP, "omp_set_num_threads") else {
+            // Looked up through oneDNN's handle: its own OpenMP runtime, whichever that is.
+            guard let symbol = dlsym(handle, "omp_set_num_threads") else {
                 return .failure(Failure(description: "oneDNN \(version) runs on OpenMP, but omp_set_num_threads was not found"))
             }
             setThreads = unsafeBitCast(symbol, to: SetThreads.self)
@@ -159,14 +169,32 @@ struct OneDNN: Sendable {
     }()
 
     /// `C = alpha · op(A) · op(B) + beta · C` (row-major, as ``BLAS/sgemm(transA:transB:m:n:k:alpha:a:lda:b:ldb:beta:c:ldc:engine:)``)
-    /// on `threads` OpenMP threads (1: the calling thread alone).
+    /// on the calling thread alone.
     /// - Returns: false when oneDNN refused the arguments (C is then untouched).
-    func product(threads: Int, transA: Bool, transB: Bool, m: Int, n: Int, k: Int, alpha: Float,
+    func product(transA: Bool, transB: Bool, m: Int, n: Int, k: Int, alpha: Float,
                  a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int,
                  beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int) -> Bool {
-        setThreads?(Int32(threads))
+        setThreads?(1)
         let t: CChar = 0x54, n0: CChar = 0x4E  // "T", "N"
         return sgemm(transA ? t : n0, transB ? t : n0, Int64(m), Int64(n), Int64(k), alpha, a, Int64(lda),
                      b, Int64(ldb), beta, c, Int64(ldc)) == 0
     }
 }
+
+#if os(Linux)
+/// `body`'s result, with the calling thread's CPU affinity as it was before `body` ran
+/// (sched_getaffinity / sched_setaffinity, looked up at run time: Glibc does not export them
+/// to Swift). Does nothing more when they are absent or fail.
+private func keepingAffinity<T>(_ body: () -> T) -> T {
+    typealias Affinity = @convention(c) (Int32, Int, UnsafeMutableRawPointer?) -> Int32
+    guard let libc = dlopen(nil, RTLD_NOW), let get = dlsym(libc, "sched_getaffinity"),
+          let set = dlsym(libc, "sched_setaffinity") else { return body() }
+    let bytes = 1024  // room for 8,192 CPUs
+    let mask = UnsafeMutableRawPointer.allocate(byteCount: bytes, alignment: 8)
+    defer { mask.deallocate() }
+    let saved = unsafeBitCast(get, to: Affinity.self)(0, bytes, mask) == 0
+    let result = body()
+    if saved { _ = unsafeBitCast(set, to: Affinity.self)(0, bytes, mask) }
+    return result
+}
+#endif

@@ -38,14 +38,14 @@ public enum BLAS {
         }
         let timed = Timing.enabled
         let start = timed ? DispatchTime.now().uptimeNanoseconds : 0
-        let ways = Split.enabled ? Split.ways(m: m, n: n, k: k) : 1
+        // oneDNN is always split by us (each call single-threaded); OpenBLAS unless its own pool is kept.
+        let ways = Split.enabled || engine == .oneDNN ? Split.ways(m: m, n: n, k: k) : 1
         if ways > 1 {
             split(ways: ways, engine: engine, transA: transA, transB: transB, m: m, n: n, k: k, alpha: alpha, a: a, lda: lda,
                   b: b, ldb: ldb, beta: beta, c: c, ldc: ldc)
         } else {
-            // One call: a small product on this thread, or, with the split off, on OpenBLAS's own
-            // pool or oneDNN's OpenMP threads.
-            product(engine: engine, threads: Split.enabled ? 1 : Parallel.width, transA: transA, transB: transB,
+            // One call: a small product on this thread, or OpenBLAS's own pool when the split is off.
+            product(engine: engine, transA: transA, transB: transB,
                     m: m, n: n, k: k, alpha: alpha, a: a, lda: lda, b: b, ldb: ldb, beta: beta, c: c, ldc: ldc)
         }
         if timed { Timing.add(since: start, shape: Timing.byShape ? Timing.Shape(transA, transB, m, n, k) : nil) }
@@ -69,11 +69,11 @@ public enum BLAS {
                 let lo = block * per * 16, hi = Swift.min(extent, lo + per * 16)
                 guard lo < hi else { continue }
                 if byRows {  // rows lo..<hi of C: op(A)'s rows lo..<hi
-                    product(engine: engine, threads: 1, transA: transA, transB: transB, m: hi - lo, n: n, k: k, alpha: alpha,
+                    product(engine: engine, transA: transA, transB: transB, m: hi - lo, n: n, k: k, alpha: alpha,
                             a: left.value + (transA ? lo : lo * lda), lda: lda, b: right.value, ldb: ldb,
                             beta: beta, c: out.value + lo * ldc, ldc: ldc)
                 } else {     // columns lo..<hi of C: op(B)'s columns lo..<hi
-                    product(engine: engine, threads: 1, transA: transA, transB: transB, m: m, n: hi - lo, k: k, alpha: alpha,
+                    product(engine: engine, transA: transA, transB: transB, m: m, n: hi - lo, k: k, alpha: alpha,
                             a: left.value, lda: lda, b: right.value + (transB ? lo * ldb : lo), ldb: ldb,
                             beta: beta, c: out.value + lo, ldc: ldc)
                 }
@@ -81,14 +81,13 @@ public enum BLAS {
         }
     }
 
-    /// One engine call. `threads` is oneDNN's OpenMP thread count (1: this thread alone);
-    /// OpenBLAS uses its pool size as set (single-threaded while ``Split/enabled``). OpenBLAS
-    /// computes what oneDNN refuses or cannot run.
-    private static func product(engine: Engine, threads: Int, transA: Bool, transB: Bool, m: Int, n: Int, k: Int,
+    /// One engine call: oneDNN on this thread alone; OpenBLAS with its pool size as set
+    /// (single-threaded while ``Split/enabled``). OpenBLAS computes what oneDNN refuses.
+    private static func product(engine: Engine, transA: Bool, transB: Bool, m: Int, n: Int, k: Int,
                                 alpha: Float, a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int,
                                 beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int) {
         if engine == .oneDNN, let oneDNN = OneDNN.loaded,
-           oneDNN.product(threads: threads, transA: transA, transB: transB, m: m, n: n, k: k, alpha: alpha,
+           oneDNN.product(transA: transA, transB: transB, m: m, n: n, k: k, alpha: alpha,
                           a: a, lda: lda, b: b, ldb: ldb, beta: beta, c: c, ldc: ldc) {
             return
         }

@@ -40,12 +40,43 @@ final class CLIErrorTests: XCTestCase {
     func testAnUnknownGEMMEngineIsRefusedAndAKnownOneIsUsed() throws {
         try assertError(["bench", "matmul", "--m", "8", "--k", "8", "--n", "8"], mentions: "MTP_GEMM=mkl: unknown GEMM engine",
                         environment: ["MTP_GEMM": "mkl"])
-        for engine in ["openblas", "onednn"] {
+        #if os(Linux)
+        let engines = ["openblas", "onednn"]
+        #else
+        let engines = ["openblas"]
+        #endif
+        for engine in engines {
             let r = try runMTP(["bench", "matmul", "--m", "64", "--k", "64", "--n", "64", "--repeats", "2", "--json"],
                                environment: ["MTP_GEMM": engine])
             XCTAssertEqual(r.status, 0, "\(engine): \(r.stderr)")
             XCTAssertTrue(r.stdout.contains("\"gemm_engine\":\"\(engine)"), "\(engine): \(r.stdout)")
         }
+    }
+
+    /// Loading oneDNN loads libgomp, which pins the loading thread to one CPU when
+    /// OMP_PROC_BIND is set; every thread of `mtp` must keep the CPUs it was started with.
+    func testOpenMPBindingDoesNotPinTheProcess() throws {
+        #if os(Linux)
+        func allowed(_ status: String) -> String? {
+            status.split(separator: "\n").first { $0.hasPrefix("Cpus_allowed_list:") }.map {
+                $0.dropFirst("Cpus_allowed_list:".count).trimmingCharacters(in: .whitespaces)
+            }
+        }
+        let own = try XCTUnwrap(allowed(try String(contentsOfFile: "/proc/self/status", encoding: .utf8)))
+        let run = try MTPProcess(["bench", "matmul", "--m", "512", "--k", "512", "--n", "512", "--repeats", "4000"],
+                                 environment: ["MTP_GEMM": "onednn", "OMP_PROC_BIND": "true"])
+        defer { run.send(SIGKILL); _ = run.finish(timeout: 5) }
+        usleep(1_500_000)  // past the first product (the load), into the repeats
+        let tasks = "/proc/\(run.process.processIdentifier)/task"
+        let ids = try FileManager.default.contentsOfDirectory(atPath: tasks)
+        XCTAssertFalse(ids.isEmpty)
+        for id in ids {
+            guard let status = try? String(contentsOfFile: "\(tasks)/\(id)/status", encoding: .utf8) else { continue }
+            XCTAssertEqual(allowed(status), own, "thread \(id) of mtp was pinned")
+        }
+        #else
+        throw XCTSkip("Linux only")
+        #endif
     }
 
     func testNegativeNumbersParseAndAreRangeChecked() throws {

@@ -22,17 +22,54 @@ final class BLASEngineTests: XCTestCase {
         }
     }
 
-    func testTheDefaultIsOneDNNWhereItLoadsUnlessTheEnvironmentSaysOtherwise() {
-        let environment = ProcessInfo.processInfo.environment
-        let asked = (try? BLAS.requestedEngine(in: environment)) ?? nil
-        let keepsOpenBLAS = environment["OPENBLAS_NUM_THREADS"] != nil || environment["MTP_BLAS_SPLIT"] == "0"
-        let expected = asked ?? (keepsOpenBLAS || !BLAS.Engine.oneDNN.isAvailable ? .openBLAS : .oneDNN)
-        XCTAssertEqual(BLAS.engine, expected)
+    func testTheDefaultRule() {
+        func rule(_ environment: [String: String], loads: Bool) -> BLAS.Engine {
+            BLAS.defaultEngine(in: environment, oneDNNLoads: { loads })
+        }
+        XCTAssertEqual(rule([:], loads: true), .oneDNN)
+        XCTAssertEqual(rule([:], loads: false), .openBLAS)
+        XCTAssertEqual(rule(["MTP_GEMM": "openblas"], loads: true), .openBLAS)
+        XCTAssertEqual(rule(["MTP_GEMM": " ONEDNN\n", "OPENBLAS_NUM_THREADS": "2"], loads: true), .oneDNN)
+        XCTAssertEqual(rule(["MTP_GEMM": "onednn"], loads: false), .openBLAS, "an unloadable request falls back")
+        XCTAssertEqual(rule(["MTP_GEMM": "mkl"], loads: true), .oneDNN, "an unknown value is ignored here (mtp refuses it)")
+        XCTAssertEqual(rule(["OPENBLAS_NUM_THREADS": "2"], loads: true), .openBLAS, "OpenBLAS's own pool asked for")
+        XCTAssertEqual(rule(["MTP_BLAS_SPLIT": "0"], loads: true), .openBLAS)
+        XCTAssertEqual(rule(["MTP_BLAS_SPLIT": "1"], loads: true), .oneDNN)
         XCTAssertTrue(BLAS.engineName.hasPrefix(BLAS.engine.rawValue) || BLAS.engineName == "accelerate", BLAS.engineName)
         XCTAssertTrue(BLAS.engineReport().hasPrefix("GEMM: "), BLAS.engineReport())
         #if os(Linux)
         XCTAssertTrue(BLAS.Engine.oneDNN.isAvailable, "oneDNN did not load: \(OneDNN.loadFailure)")
         XCTAssertEqual(OneDNN.loaded?.version.split(separator: ".").count, 3)
+        #endif
+    }
+
+    /// oneDNN itself computes every layout (no silent fallback to OpenBLAS): each call is
+    /// accepted, and C matches a Double reference, with padded leading dimensions.
+    func testOneDNNAcceptsEveryLayoutAndComputesIt() throws {
+        #if os(Linux)
+        let oneDNN = try XCTUnwrap(OneDNN.loaded, OneDNN.loadFailure)
+        let m = 7, n = 5, k = 9, pad = 2
+        var g = SplitMix64(seed: 11)
+        for (ta, tb) in [(false, false), (false, true), (true, false), (true, true)] {
+            let lda = (ta ? m : k) + pad, ldb = (tb ? k : n) + pad, ldc = n + pad
+            let a = (0..<((ta ? k : m) * lda)).map { _ in Float(g.next() % 201) / 100 - 1 }
+            let b = (0..<((tb ? n : k) * ldb)).map { _ in Float(g.next() % 201) / 100 - 1 }
+            let c0 = (0..<(m * ldc)).map { _ in Float(g.next() % 201) / 100 - 1 }
+            var c = c0
+            let accepted = oneDNN.product(transA: ta, transB: tb, m: m, n: n, k: k, alpha: 0.5, a: a, lda: lda, b: b, ldb: ldb,
+                                          beta: 2, c: &c, ldc: ldc)
+            XCTAssertTrue(accepted, "oneDNN refused \(ta)\(tb)")
+            for i in 0..<m {
+                for j in 0..<n {
+                    var s = 0.0
+                    for p in 0..<k { s += Double(ta ? a[p * lda + i] : a[i * lda + p]) * Double(tb ? b[j * ldb + p] : b[p * ldb + j]) }
+                    XCTAssertEqual(Double(c[i * ldc + j]), 0.5 * s + 2 * Double(c0[i * ldc + j]), accuracy: 1e-5, "\(ta)\(tb) (\(i), \(j))")
+                }
+                for j in n..<ldc { XCTAssertEqual(c[i * ldc + j].bitPattern, c0[i * ldc + j].bitPattern, "padding written") }
+            }
+        }
+        #else
+        throw XCTSkip("oneDNN is loaded on Linux only")
         #endif
     }
 
