@@ -1,4 +1,4 @@
-// Matrix products through cblas_sgemm, batched over leading axes with broadcasting.
+// Matrix products through BLAS.sgemm (oneDNN or OpenBLAS), batched over leading axes with broadcasting.
 
 extension Tensor {
     /// The matrix product of the last two axes, broadcasting leading (batch) axes

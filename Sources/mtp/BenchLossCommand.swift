@@ -10,10 +10,10 @@ import Distributed
 struct BenchLossCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "loss",
-        abstract: "Time main + MTP loss (forward + backward) against the cblas_sgemm roofline.",
+        abstract: "Time main + MTP loss (forward + backward) against the sgemm roofline.",
         discussion: """
         Useful FLOPs count 6·N·H·V·(D+1): the logits GEMM and the two gradient GEMMs of every head \
-        evaluation. The roofline runs those three GEMMs at full size with cblas_sgemm in the same \
+        evaluation. The roofline runs those three GEMMs at full size with BLAS.sgemm (gemm_engine) in the same \
         process. peak_bytes is the allocation meter's peak during the measured forward+backward minus \
         the live bytes just before it (inputs excluded, gradients included); rss_growth_bytes is the \
         growth of the process's peak RSS over the same span (Linux). Under mpirun -np T with \

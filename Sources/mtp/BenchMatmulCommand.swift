@@ -6,7 +6,7 @@ import Tensors
 struct BenchMatmulCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "matmul",
-        abstract: "Time Tensor.matmul of [M, K] · [K, N] (Float32, cblas_sgemm).")
+        abstract: "Time Tensor.matmul of [M, K] · [K, N] (Float32, BLAS.sgemm: oneDNN or OpenBLAS).")
 
     @Option(help: "Rows M.") var m = 2048
     @Option(help: "Inner size K.") var k = 1024
