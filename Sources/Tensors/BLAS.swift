@@ -19,7 +19,8 @@ import CBLAS
 /// other parallel loop of a step. OpenBLAS's own pool would spin its idle threads in
 /// `sched_yield` between products, competing with that work for the same cores (a fifth
 /// of the CPU time of a small training step). An `OPENBLAS_NUM_THREADS` in the environment
-/// keeps OpenBLAS's pool instead (and no split), as does `MTP_BLAS_SPLIT=0`.
+/// keeps OpenBLAS's pool instead (and no split), as does `MTP_BLAS_SPLIT=0`; both also make
+/// OpenBLAS the default engine. oneDNN's products are always split (each call single-threaded).
 public enum BLAS {
     /// - Parameters:
     ///   - transA, transB: whether A (stored `[k, m]` when true, else `[m, k]`) and B
