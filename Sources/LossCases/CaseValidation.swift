@@ -18,6 +18,13 @@ extension LossCase {
     static let scaleKeys = ["scaling_factor", "config_scaling_factor", "model_scaling_factor", "output_scaling_factor",
                             "logit_softcapping"]
 
+    /// Metadata keys read as integers.
+    static let integerKeys = ["ignore_index", "chunk_len", "num_label_tokens", "chunk_budget_floats"]
+    /// Metadata keys read as booleans.
+    static let booleanKeys = ["fp32_upcast", "return_per_depth", "training", "mtp_outputs_are_logits"]
+    /// Every metadata key the contract reads.
+    static let optionKeys: Set<String> = Set(scaleKeys + integerKeys + booleanKeys + ["entry", "loss_fn", "reduction", "output_form"])
+
     /// Throws for the first thing in the case that the contract does not allow.
     ///
     /// - Throws: ``MTP/MTPError/invalidArgument(_:)`` naming the tensor or metadata key;
@@ -30,6 +37,20 @@ extension LossCase {
                 throw MTPError.invalidArgument("metadata \(key)='\(s)' must be a finite number >= 0")
             }
         }
+        // Every option given is checked, whether or not this case's loss kind reads it.
+        for key in Self.integerKeys {
+            guard let s = metadata[key] else { continue }
+            guard Int(s.trimmingCharacters(in: .whitespaces)) != nil else {
+                throw MTPError.invalidArgument("metadata \(key)='\(s)' is not an integer")
+            }
+        }
+        for key in Self.booleanKeys {
+            guard let s = metadata[key] else { continue }
+            guard ["true", "false", "1", "0"].contains(s.lowercased()) else {
+                throw MTPError.invalidArgument("metadata \(key)='\(s)' is not a boolean (true or false)")
+            }
+        }
+        try checkMisspeltKeys()
         if let s = metadata["num_label_tokens"], let v = Int(s.trimmingCharacters(in: .whitespaces)), v < 0 {
             throw MTPError.invalidArgument("metadata num_label_tokens=\(v) must be >= 0 (a count of label tokens)")
         }
@@ -40,6 +61,32 @@ extension LossCase {
             try Self.checkCuSeqlens(cu, length: labels.shape.last ?? 0)
         }
         try checkMemory()
+    }
+
+    /// Other metadata keys (descriptions, provenance) are ignored, except one within two
+    /// edits of an option's name: `reducton` is a misspelt `reduction`, not a description.
+    private func checkMisspeltKeys() throws {
+        for key in metadata.keys.sorted() where !Self.optionKeys.contains(key) {
+            if let option = Self.optionKeys.sorted().first(where: { Self.editDistance(key, $0, atMost: 2) <= 2 }) {
+                throw MTPError.invalidArgument("unknown metadata key '\(key)' (did you mean '\(option)'?)")
+            }
+        }
+    }
+
+    /// The Levenshtein distance between `a` and `b`, or `limit + 1` once it exceeds `limit`.
+    static func editDistance(_ a: String, _ b: String, atMost limit: Int) -> Int {
+        let x = Array(a.unicodeScalars), y = Array(b.unicodeScalars)
+        if abs(x.count - y.count) > limit { return limit + 1 }
+        var previous = Array(0...y.count)
+        for i in 1...Swift.max(x.count, 1) where !x.isEmpty {
+            var row = [i] + [Int](repeating: 0, count: y.count)
+            for j in 1..<(y.count + 1) {
+                row[j] = Swift.min(previous[j] + 1, row[j - 1] + 1, previous[j - 1] + (x[i - 1] == y[j - 1] ? 0 : 1))
+            }
+            if row.min()! > limit { return limit + 1 }
+            previous = row
+        }
+        return Swift.min(previous[y.count], limit + 1)
     }
 
     /// Unknown names (a misspelling would otherwise be silently ignored) and depth gaps.

@@ -105,6 +105,26 @@ public func calculateMTPLossPerDepth(_ lossFn: any TokenLoss, perDepthHidden: [T
         weight = try model.requireLMHeadWeight()
     }
 
+    // Each depth's output, checked up front so that an error names it: one row per label
+    // (the losses flatten rows, as PyTorch's `view(-1, V)` does), on the hidden path the
+    // head's hidden size, and a floating dtype.
+    let outputName = usesLogits ? "mtp_per_depth_logits" : "mtp_per_depth_h"
+    for (k, out) in outputs.enumerated() {
+        let rows = out.shape.dropLast().reduce(1, *)
+        guard out.rank >= 1, rows == labels.count else {
+            throw MTPError.shapeMismatch("\(outputName).\(k) shape \(out.shape) holds \(out.rank >= 1 ? rows : 0) rows, "
+                + "but labels shape \(labels.shape) holds \(labels.count)")
+        }
+        if !usesLogits, let weight, weight.rank == 2, out.shape[out.rank - 1] != weight.shape[1] {
+            throw MTPError.shapeMismatch("\(outputName).\(k) shape \(out.shape) has hidden size \(out.shape[out.rank - 1]), "
+                + "but the LM head weight is \(weight.shape) (hidden size \(weight.shape[1]))")
+        }
+        // After the shapes: a stray integer tensor in a pipeline tuple fails on shapes (SPEC §4).
+        guard out.dtype.isFloatingPoint else {
+            throw MTPError.invalidDType("\(outputName).\(k) must be floating point, got \(out.dtype) \(out.shape)")
+        }
+    }
+
     // 5–6. Depth losses.
     var current = labels
     var depthLosses: [Tensor] = []

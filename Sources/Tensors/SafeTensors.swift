@@ -67,7 +67,7 @@ public enum SafeTensors {
         do {
             data = try Data(contentsOf: url, options: .alwaysMapped)
         } catch {
-            throw SafeTensorsError.unreadableFile(path: url.path, reason: error.localizedDescription)
+            throw SafeTensorsError.unreadableFile(path: url.path, reason: FileErrorReason.describe(error, path: url.path))
         }
         return try read(from: data)
     }
@@ -99,7 +99,7 @@ public enum SafeTensors {
         do {
             try data.write(to: url, options: .atomic)
         } catch {
-            throw SafeTensorsError.unwritableFile(path: url.path, reason: error.localizedDescription)
+            throw SafeTensorsError.unwritableFile(path: url.path, reason: FileErrorReason.describe(error, path: url.path))
         }
     }
 

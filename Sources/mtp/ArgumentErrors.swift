@@ -97,16 +97,27 @@ func humanDescription(_ error: Error) -> String {
     let ns = error as NSError
     let text: String
     if ns.domain == NSCocoaErrorDomain || ns.domain == NSPOSIXErrorDomain {
-        var reason = ns.localizedDescription
-        if let underlying = ns.userInfo[NSUnderlyingErrorKey] as? NSError, underlying.domain == NSPOSIXErrorDomain {
-            reason = String(cString: strerror(Int32(underlying.code)))
-        } else if ns.domain == NSPOSIXErrorDomain {
-            reason = String(cString: strerror(Int32(ns.code)))
-        }
         let path = ns.userInfo[NSFilePathErrorKey] as? String ?? (ns.userInfo[NSURLErrorKey] as? URL)?.path
-        text = path.map { "\($0): \(reason)" } ?? reason
+        let reason = FileErrorReason.describe(error, path: path)
+        text = path.map { "\($0.isEmpty ? "(empty path)" : $0): \(reason)" } ?? reason
     } else {
         text = "\(error)"
     }
-    return text.replacingOccurrences(of: "\n", with: " ")
+    return printable(text)
+}
+
+/// One line a terminal shows as is: newlines become spaces, and every other control
+/// character (C0, DEL, C1) is written as `\u{…}`, so a hostile name cannot move the cursor
+/// or recolour the terminal.
+func printable(_ text: String) -> String {
+    var out = String.UnicodeScalarView()
+    for scalar in text.unicodeScalars {
+        switch scalar.value {
+        case 0x0A, 0x0D: out.append(" ")
+        case 0x09: out.append(scalar)
+        case 0x00...0x1F, 0x7F...0x9F: out.append(contentsOf: "\\u{\(String(scalar.value, radix: 16, uppercase: true))}".unicodeScalars)
+        default: out.append(scalar)
+        }
+    }
+    return String(out)
 }

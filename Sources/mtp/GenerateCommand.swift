@@ -62,8 +62,11 @@ struct GenerateCommand: ParsableCommand {
         if case .text = options.dataSource { textRun = true }
         let isText: TextCodec? = textRun ? text : nil
         let depths = speculative ? (draftDepths ?? generator.maximumDraftDepths) : 0
-        if speculative && depths < 1 {
-            throw ValidationError("--speculative needs a checkpoint with MTP depths and --draft-depths >= 1")
+        if speculative && generator.maximumDraftDepths < 1 {
+            throw ValidationError("--speculative needs a checkpoint with MTP depths; this one has none")
+        }
+        if speculative, !(1...generator.maximumDraftDepths).contains(depths) {
+            throw ValidationError("--draft-depths must be in 1...\(generator.maximumDraftDepths) (the checkpoint's MTP depths), got \(depths)")
         }
         let o = GenerationOptions(maxTokens: decoding.maxTokens, temperature: decoding.temperature, topP: decoding.topP,
                                   seed: decoding.seed, draftDepths: depths, adaptiveDrafting: decoding.adaptive,

@@ -28,6 +28,8 @@ struct LossCommand: ParsableCommand {
     func run() throws {
         if tensorParallel != 1 { return try runVocabularyParallel() }
         try reportingErrors {
+            if grads?.isEmpty == true { throw ValidationError("--grads needs a file path, got an empty string") }
+            if caseFile.isEmpty { throw ValidationError("the case file path is empty") }
             if let grads, sameFile(grads, caseFile) {
                 throw ValidationError("--grads \(grads) is the case file itself; writing the gradients would overwrite the input")
             }

@@ -18,6 +18,7 @@ enum SizeLimits {
 
     /// `--prompt-index`: a held-out document's index, checked before documents are drawn.
     static func checkPromptIndex(_ index: Int, documents: Int) throws {
+        guard documents >= 1 else { throw ValidationError("--documents must be >= 1, got \(documents)") }
         guard index >= 0 else { throw ValidationError("--prompt-index must be >= 0, got \(index)") }
         guard index < documents else {
             throw ValidationError("--prompt-index \(index) is past the held-out documents of --documents \(documents)")

@@ -154,6 +154,13 @@ final class CLIErrorTests: XCTestCase {
         try assertError(["train"] + tinyTrainFlags + ["--steps", "1", "--out", file.appendingPathComponent("run").path],
                         mentions: "cannot create the folder")
         try assertError(["loss", folder.appendingPathComponent("missing.safetensors").path], mentions: "missing.safetensors")
+        try assertError(["loss", folder.path], mentions: "\(folder.path): is a directory, expected a file")
+        try assertError(["loss", "/dev/null"], mentions: "/dev/null: is not a regular file")
+        try assertError(["loss", ""], mentions: "the case file path is empty")
+        let fixture = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .appendingPathComponent("Fixtures/cases/loss_masked_all_ignored_sum.safetensors")
+        try assertError(["loss", fixture.path, "--grads", folder.path], mentions: "\(folder.path): is a directory, expected a file")
+        try assertError(["loss", fixture.path, "--grads", ""], mentions: "--grads needs a file path, got an empty string")
     }
 
     func testLossRefusesToOverwriteItsOwnCase() throws {
@@ -177,6 +184,24 @@ final class CLIErrorTests: XCTestCase {
         try assertError(c + ["--prompt-index", "\(Int.max)"], mentions: "--prompt-index \(Int.max) is past", within: 30)
         try assertError(c + ["--prompt-index=-1"], mentions: "--prompt-index must be >= 0, got -1")
         try assertError(c + ["--prompt-index", "-1"], mentions: "--prompt-index must be >= 0, got -1")
+        try assertError(c + ["--documents", "0"], mentions: "--documents must be >= 1, got 0")
+        try assertError(c + ["--speculative", "--draft-depths", "0"], mentions: "--draft-depths must be in 1...1 (the checkpoint's MTP depths), got 0")
+        try assertError(c + ["--speculative", "--draft-depths", "2"], mentions: "--draft-depths must be in 1...1 (the checkpoint's MTP depths), got 2")
+    }
+
+    func testControlCharactersInAnErrorAreEscaped() throws {
+        let folder = try temporaryFolder("control-bytes")
+        defer { try? FileManager.default.removeItem(at: folder) }
+        // A case file whose only tensor is named ESC "[31mred" (a terminal colour sequence) plus a NUL.
+        let header = Data(#"{"\u001b[31mred\u0000":{"dtype":"F32","shape":[1],"data_offsets":[0,4]}}"#.utf8)
+        var file = Data((0..<8).map { UInt8(truncatingIfNeeded: header.count >> (8 * $0)) })
+        file.append(header)
+        file.append(Data([0, 0, 0, 0]))
+        let url = folder.appendingPathComponent("case.safetensors")
+        try file.write(to: url)
+        try assertError(["loss", url.path], mentions: #"\u{1B}[31mred\u{0}"#)
+        let r = try runMTP(["loss", url.path])
+        XCTAssertFalse(r.stderr.unicodeScalars.contains { $0.value == 0x1B || $0.value == 0 }, "raw control bytes on stderr")
     }
 
     func testResumeContinuesTheRecordedRunNextToItsCheckpoint() throws {

@@ -56,6 +56,32 @@ final class CaseValidationTests: XCTestCase {
         }
     }
 
+    func testAnUnusedOptionIsStillCheckedForSyntax() throws {
+        // MaskedCrossEntropy reads no chunk_len, but a malformed one is still an error.
+        assertThrows(try mtpCase(metadata: ["chunk_len": "bogus"]), containing: "chunk_len='bogus' is not an integer")
+        assertThrows(try mtpCase(metadata: ["training": "yes"]), containing: "training='yes' is not a boolean")
+        XCTAssertNoThrow(try mtpCase(metadata: ["chunk_len": "8", "training": "false"]).evaluate())
+    }
+
+    func testAMisspeltMetadataKeyIsRejectedButOtherKeysAreIgnored() throws {
+        assertThrows(try mtpCase(metadata: ["reducton": "mean"]), containing: "'reducton' (did you mean 'reduction'?)")
+        assertThrows(try mtpCase(metadata: ["scaling_facter": "0.3"]), containing: "did you mean 'scaling_factor'?")
+        XCTAssertNoThrow(try mtpCase(metadata: ["description": "made by hand", "format": "pt", "expected_loss": "1.5"]).evaluate())
+    }
+
+    func testPerDepthOutputsAreNamedWhenTheyDoNotFit() throws {
+        let labels = try Tensor([Int64]([1, 2, 3, 0]), shape: [1, 4])
+        let head = Tensor(zeros: [5, 3])
+        func hidden(_ h1: Tensor) -> LossCase {
+            LossCase(tensors: ["labels": labels, "lm_head.weight": head, "mtp_per_depth_h.0": Tensor(zeros: [1, 4, 3]),
+                               "mtp_per_depth_h.1": h1], metadata: [:])
+        }
+        assertThrows(hidden(Tensor(zeros: [1, 5, 3])), containing: "mtp_per_depth_h.1 shape [1, 5, 3] holds 5 rows, but labels shape [1, 4] holds 4")
+        assertThrows(hidden(Tensor(zeros: [1, 4, 2])), containing: "mtp_per_depth_h.1 shape [1, 4, 2] has hidden size 2, but the LM head weight is [5, 3]")
+        assertThrows(hidden(Tensor(zeros: [1, 4, 3], dtype: .int64)), containing: "mtp_per_depth_h.1 must be floating point, got int64")
+        XCTAssertNoThrow(try hidden(Tensor(zeros: [1, 4, 3])).evaluate())
+    }
+
     func testNegativeNumLabelTokensIsRejected() throws {
         assertThrows(try mtpCase(metadata: ["num_label_tokens": "-3"]), containing: "num_label_tokens=-3")
     }
