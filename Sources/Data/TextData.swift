@@ -1,6 +1,7 @@
 // UTF-8 text files as byte-level documents (`mtp train --data FILE`).
 
 import Foundation
+import Tensors
 
 /// Reads UTF-8 text as documents of byte tokens (ids 0 … 255), one document per
 /// block of lines separated by blank lines.
@@ -33,7 +34,7 @@ public enum TextData {
         do {
             data = try Data(contentsOf: url, options: .mappedIfSafe)
         } catch {
-            throw DataError.unreadableFile("\(url.path): \(error.localizedDescription)")
+            throw DataError.unreadableFile("\(url.path): \(FileErrorReason.describe(error, path: url.path))")
         }
         return try documents(fromUTF8Data: data, source: url.path)
     }

@@ -1,6 +1,7 @@
 // Flat token files as nanoGPT and llm.c write them (`mtp train --tokens FILE --vocab N`).
 
 import Foundation
+import Tensors
 
 /// Reads flat files of little-endian token ids as documents.
 ///
@@ -78,7 +79,7 @@ public enum TokenFileData {
         do {
             data = try Data(contentsOf: url, options: .mappedIfSafe)
         } catch {
-            throw DataError.unreadableFile("\(url.path): \(error.localizedDescription)")
+            throw DataError.unreadableFile("\(url.path): \(FileErrorReason.describe(error, path: url.path))")
         }
         return try documents(fromTokenData: data, width: width, vocabularySize: vocabularySize,
                              separator: separator, chunkLength: chunkLength, source: url.path)

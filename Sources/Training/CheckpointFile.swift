@@ -48,12 +48,34 @@ public enum CheckpointFile {
         if dir >= 0 { _ = fsync(dir); close(dir) }
     }
 
-    /// Removes temporaries that killed runs left in `folder` (best effort).
+    /// Removes temporaries that killed runs left in `folder` (best effort): only regular
+    /// files named exactly as ``write(_:to:)`` and the probe name theirs,
+    /// `.<name>.safetensors.partial-<pid>` or `.probe.partial-<pid>`, whose process is gone.
+    /// Anything else, a user's hidden file or a live run's temporary, is left alone.
     public static func removeStaleTemporaries(in folder: URL) {
         guard let names = try? FileManager.default.contentsOfDirectory(atPath: folder.path) else { return }
-        for name in names where name.hasPrefix(".") && name.contains(partialMarker) {
-            try? FileManager.default.removeItem(at: folder.appendingPathComponent(name))
+        for name in names {
+            guard let pid = temporaryOwner(name), !processIsAlive(pid) else { continue }
+            let path = folder.appendingPathComponent(name).path
+            var status = stat()
+            guard lstat(path, &status) == 0, status.st_mode & S_IFMT == S_IFREG else { continue }
+            unlink(path)
         }
+    }
+
+    /// The process id in a temporary's name, or nil when `name` is not one of ours.
+    static func temporaryOwner(_ name: String) -> pid_t? {
+        guard name.hasPrefix("."), let marker = name.range(of: partialMarker, options: .backwards) else { return nil }
+        let base = name[name.index(after: name.startIndex)..<marker.lowerBound]
+        guard base.hasSuffix(".safetensors") || base == "probe" else { return nil }
+        let digits = name[marker.upperBound...]
+        guard let pid = pid_t(digits), pid > 0, String(pid) == digits else { return nil }
+        return pid
+    }
+
+    /// Whether a process with this id exists (one we may not signal still exists).
+    static func processIsAlive(_ pid: pid_t) -> Bool {
+        kill(pid, 0) == 0 || errno == EPERM
     }
 
     /// Creates `folder` if needed and checks that a file of `bytes` bytes can be written there:

@@ -17,6 +17,9 @@ extension MTPCommand {
             // An MTP_GEMM that names no usable engine is refused before any work (the library
             // alone would ignore it).
             _ = try BLAS.requestedEngine()
+            if let split = ProcessInfo.processInfo.environment["MTP_BLAS_SPLIT"], split != "0", split != "1" {
+                throw ValidationError("MTP_BLAS_SPLIT='\(split)' must be 0 (OpenBLAS's own thread pool, no split) or 1 (the default split)")
+            }
             try command.run()
             Foundation.exit(0)
         } catch {

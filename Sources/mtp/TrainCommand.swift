@@ -67,6 +67,8 @@ struct TrainCommand: ParsableCommand {
     @Option(help: "Continue the run a checkpoint recorded (bit-exact); only --steps, --eval-every, --save-every, --stop-at, --out, --recompute and the layout may change.")
     var resume: String?
     @Flag(help: "With --resume: continue on data other than the checkpoint's.") var allowDataChange = false
+    @Flag(help: "Replace the run an existing --out folder holds (by default a folder with a checkpoint is refused, and without --out a new runs/default-N is used).")
+    var overwrite = false
     @Flag(help: "Keep only each decoder block's input and recompute the block in the backward pass (less activation memory, one more forward; the same losses).")
     var recompute = false
     @Option(help: "Write a checkpoint every N steps as well as at the end (0 = only at the end).") var saveEvery = 50
@@ -127,6 +129,12 @@ struct TrainCommand: ParsableCommand {
         if let resume {
             // The whole checkpoint is checked (checksum, metadata, shapes) before anything is built from it.
             let recorded = try Trainer.readCheckpoint(URL(fileURLWithPath: resume))
+            if documents != nil, recorded.options.dataSource != .builtIn {
+                throw ValidationError("--documents applies to the built-in corpus only; \(resume) was trained on a data file")
+            }
+            if let stopAt, stopAt <= recorded.step {
+                throw ValidationError("--stop-at \(stopAt) is not after the checkpoint's step \(recorded.step); nothing would be trained")
+            }
             var requested = recorded.options
             apply(&requested)
             options = try recorded.options.resumed(as: requested, atStep: recorded.step)
@@ -150,7 +158,6 @@ struct TrainCommand: ParsableCommand {
             apply(&options)
             options.tokenizer = tokenizer
         }
-        let out = self.out ?? resume.map { URL(fileURLWithPath: $0).deletingLastPathComponent().path } ?? "runs/default"
         if let grid {
             // Every rank must run the same job: compare what the options and flags make of it.
             let encoder = JSONEncoder()
@@ -168,6 +175,7 @@ struct TrainCommand: ParsableCommand {
                 + "\(options.model.mtpDepths) MTP depths and the LM head")
             return
         }
+        let out = try outputFolder()
         let data = try loadData(options: &options)
         let trainer = try Trainer(options: options, train: data.train, heldOut: data.heldOut, model: pretrained)
         let pipeline = try plan.map { p -> CausalLMPipeline? in
@@ -383,6 +391,42 @@ struct TrainCommand: ParsableCommand {
     }
 
     /// Flags that mean nothing together are refused, not ignored.
+    /// The run's folder: --out; else the resumed checkpoint's folder; else runs/default, or
+    /// the first free runs/default-N when that already holds a run, so that running
+    /// `mtp train` twice never replaces the first run. A named --out that holds another
+    /// run's checkpoint is refused unless --overwrite (as Hugging Face's Trainer refuses a
+    /// non-empty output_dir without overwrite_output_dir).
+    private func outputFolder() throws -> String {
+        let fm = FileManager.default
+        func checkpoint(in folder: String) -> String { URL(fileURLWithPath: folder).appendingPathComponent(TrainingRun.checkpointName).path }
+        func holdsRun(_ folder: String) -> Bool {
+            var status = stat()
+            return lstat(checkpoint(in: folder), &status) == 0
+        }
+        if let out {
+            let continuing = resume.map { sameFile($0, checkpoint(in: out)) } ?? false
+            if holdsRun(out) && !overwrite && !continuing {
+                throw ValidationError("--out \(out) already holds a run (\(checkpoint(in: out))); continue it with --resume "
+                    + "\(checkpoint(in: out)), replace it with --overwrite, or name another folder")
+            }
+            var isFolder: ObjCBool = false
+            for name in [TrainingRun.checkpointName, TrainingRun.plotName] {
+                let path = URL(fileURLWithPath: out).appendingPathComponent(name).path
+                if fm.fileExists(atPath: path, isDirectory: &isFolder), isFolder.boolValue {
+                    throw ValidationError("--out \(out): \(path) is a folder; the run writes a file there")
+                }
+            }
+            return out
+        }
+        if let resume { return URL(fileURLWithPath: resume).deletingLastPathComponent().path }
+        var folder = "runs/default", n = 2
+        while holdsRun(folder) && !overwrite {
+            folder = "runs/default-\(n)"
+            n += 1
+        }
+        return folder
+    }
+
     private func checkFlagCombinations() throws {
         if data != nil && tokens != nil { throw ValidationError("give at most one of --data and --tokens") }
         if data != nil && vocab != nil {
@@ -393,6 +437,10 @@ struct TrainCommand: ParsableCommand {
             throw ValidationError("--documents applies to the built-in corpus only, not to --data or --tokens")
         }
         if allowDataChange && resume == nil { throw ValidationError("--allow-data-change needs --resume") }
+        if resume != nil && (initFrom != nil || freezeTrunk) {
+            throw ValidationError("\(initFrom != nil ? "--init-from" : "--freeze-trunk") cannot be combined with --resume: the checkpoint holds the model and how it trains")
+        }
+        if out?.isEmpty == true { throw ValidationError("--out needs a folder path, got an empty string") }
         if let preset, data == nil || tokenizer != nil {
             throw ValidationError("--preset \(preset.rawValue) is for byte-level text: it needs --data FILE (and no --tokenizer)")
         }
@@ -465,9 +513,16 @@ struct TrainCommand: ParsableCommand {
             options.dataSource = source
             options.dataRecord = record
         }
+        // The options are complete here: check them (depths against --seq-len, memory) before
+        // the floors, whose cost grows with the depths, and before any file is written.
+        try options.validate()
         let split = try options.split(docs)
-        if let writeHeldOut { try Self.writeText(of: split.heldOut, to: writeHeldOut) }
         let floors = try corpus?.floors(on: split.heldOut, depths: options.model.mtpDepths)
+        if let floors, let k = floors.depths.firstIndex(where: { $0.isNaN }) {
+            throw ValidationError("MTP depth \(k) has no held-out targets (every held-out document is too short for it); "
+                + "lower --depths to at most \(k)")
+        }
+        if let writeHeldOut { try Self.writeText(of: split.heldOut, to: writeHeldOut) }
         return Data_(train: split.train, heldOut: split.heldOut, floors: floors)
     }
 

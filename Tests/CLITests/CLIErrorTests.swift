@@ -38,6 +38,8 @@ final class CLIErrorTests: XCTestCase {
     }
 
     func testAnUnknownGEMMEngineIsRefusedAndAKnownOneIsUsed() throws {
+        try assertError(["bench", "matmul", "--m", "8", "--k", "8", "--n", "8"], mentions: "MTP_BLAS_SPLIT='abc' must be 0",
+                        environment: ["MTP_BLAS_SPLIT": "abc"])
         try assertError(["bench", "matmul", "--m", "8", "--k", "8", "--n", "8"], mentions: "MTP_GEMM=mkl: unknown GEMM engine",
                         environment: ["MTP_GEMM": "mkl"])
         #if os(Linux)
@@ -187,6 +189,52 @@ final class CLIErrorTests: XCTestCase {
         try assertError(c + ["--documents", "0"], mentions: "--documents must be >= 1, got 0")
         try assertError(c + ["--speculative", "--draft-depths", "0"], mentions: "--draft-depths must be in 1...1 (the checkpoint's MTP depths), got 0")
         try assertError(c + ["--speculative", "--draft-depths", "2"], mentions: "--draft-depths must be in 1...1 (the checkpoint's MTP depths), got 2")
+    }
+
+    func testARunIsNeverReplacedWithoutBeingAsked() throws {
+        let cwd = try temporaryFolder("no-replace")
+        defer { try? FileManager.default.removeItem(at: cwd) }
+        let run = cwd.appendingPathComponent("run")
+        let first = try runMTP(["train"] + tinyTrainFlags + ["--steps", "2", "--out", run.path])
+        XCTAssertEqual(first.status, 0, first.stderr)
+        let checkpoint = run.appendingPathComponent("checkpoint.safetensors")
+        let before = try Data(contentsOf: checkpoint)
+        try assertError(["train"] + tinyTrainFlags + ["--steps", "2", "--seed", "7", "--out", run.path],
+                        mentions: "--out \(run.path) already holds a run")
+        XCTAssertEqual(try Data(contentsOf: checkpoint), before, "the first run's checkpoint was replaced")
+        let replaced = try runMTP(["train"] + tinyTrainFlags + ["--steps", "2", "--seed", "7", "--out", run.path, "--overwrite"])
+        XCTAssertEqual(replaced.status, 0, replaced.stderr)
+        XCTAssertNotEqual(try Data(contentsOf: checkpoint), before, "--overwrite replaces it")
+        // Without --out, a second run goes to runs/default-2 and the first stays.
+        for _ in 0..<2 { XCTAssertEqual(try runMTP(["train"] + tinyTrainFlags + ["--steps", "1"], in: cwd).status, 0) }
+        let runs = try FileManager.default.contentsOfDirectory(atPath: cwd.appendingPathComponent("runs").path).sorted()
+        XCTAssertEqual(runs, ["default", "default-2"])
+        // Folders where the run writes its files, and an empty --out, are refused before training.
+        let blocked = cwd.appendingPathComponent("blocked")
+        try FileManager.default.createDirectory(at: blocked.appendingPathComponent("losses.svg"), withIntermediateDirectories: true)
+        try assertError(["train"] + tinyTrainFlags + ["--out", blocked.path], mentions: "losses.svg is a folder", within: 20)
+        try assertError(["train"] + tinyTrainFlags + ["--out", ""], mentions: "--out needs a folder path", within: 20)
+    }
+
+    func testResumeRefusesFlagsItWouldIgnore() throws {
+        let run = try temporaryFolder("resume-flags")
+        defer { try? FileManager.default.removeItem(at: run) }
+        XCTAssertEqual(try runMTP(["train"] + tinyTrainFlags + ["--steps", "4", "--stop-at", "2", "--out", run.path]).status, 0)
+        let checkpoint = run.appendingPathComponent("checkpoint.safetensors").path
+        try assertError(["train", "--resume", checkpoint, "--freeze-trunk"], mentions: "--freeze-trunk cannot be combined with --resume")
+        try assertError(["train", "--resume", checkpoint, "--init-from", run.path], mentions: "--init-from cannot be combined with --resume")
+        try assertError(["train", "--resume", checkpoint, "--stop-at", "2"], mentions: "--stop-at 2 is not after the checkpoint's step 2")
+    }
+
+    func testHugeDepthsAreRefusedBeforeTheFloors() throws {
+        var flags = tinyTrainFlags
+        if let i = flags.firstIndex(of: "--depths") { flags.removeSubrange(i...(i + 1)) }
+        for depths in ["99999999999", "\(Int.max)"] {
+            try assertError(["train"] + flags + ["--depths", depths], mentions: "leaves MTP depth", within: 20)
+        }
+        try assertError(["train", "--documents", "40", "--depths", "50", "--seq-len", "64", "--layers", "1", "--hidden", "8",
+                         "--heads", "2", "--intermediate", "16", "--batch-size", "2"], mentions: "has no held-out targets (every held-out document is too short for it)",
+                        within: 60)
     }
 
     func testControlCharactersInAnErrorAreEscaped() throws {

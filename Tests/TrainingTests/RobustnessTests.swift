@@ -208,8 +208,16 @@ final class RobustnessTests: XCTestCase {
         let folder = temporaryFolder()
         defer { try? FileManager.default.removeItem(at: folder) }
         try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
-        let stale = folder.appendingPathComponent(".checkpoint.safetensors.partial-99999")
+        let stale = folder.appendingPathComponent(".checkpoint.safetensors.partial-2147483646")
         try Data([1, 2, 3]).write(to: stale)
+        // Not ours to remove: a user's hidden file and folder whose names hold ".partial-",
+        // and the temporary of a run that is still alive (this test's parent process).
+        let userFile = folder.appendingPathComponent(".thesis.partial-v2.txt")
+        let userFolder = folder.appendingPathComponent(".x.partial-12")
+        let live = folder.appendingPathComponent(".checkpoint.safetensors.partial-\(getppid())")
+        for url in [userFile, live] { try Data("keep".utf8).write(to: url) }
+        try FileManager.default.createDirectory(at: userFolder, withIntermediateDirectories: true)
+        try Data("keep".utf8).write(to: userFolder.appendingPathComponent("important"))
         var run = TrainingRun(trainer: try trainer(tinyOptions(steps: 5)), outputFolder: folder)
         run.saveEvery = 2
         var savedSteps: [String] = []
@@ -221,7 +229,9 @@ final class RobustnessTests: XCTestCase {
         XCTAssertFalse(FileManager.default.fileExists(atPath: stale.path), "stale temporary removed")
         XCTAssertEqual(savedSteps, ["2", "2", "4"], "observed after steps 3, 4 (saved after the observer) and 5")
         let names = try FileManager.default.contentsOfDirectory(atPath: folder.path).sorted()
-        XCTAssertEqual(names, ["checkpoint.safetensors", "losses.svg"])
+        XCTAssertEqual(names, [live.lastPathComponent, userFile.lastPathComponent, userFolder.lastPathComponent,
+                               "checkpoint.safetensors", "losses.svg"].sorted())
+        XCTAssertEqual(try String(contentsOf: userFolder.appendingPathComponent("important"), encoding: .utf8), "keep")
     }
 
     func testAStopRequestSavesAfterTheCurrentStep() throws {
