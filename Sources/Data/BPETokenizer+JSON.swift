@@ -90,7 +90,7 @@ extension BPETokenizer {
         }
         self.init(vocabulary: vocabulary, merges: merges, addedTokens: added, unknownID: unknown,
                   ignoreMerges: model["ignore_merges"] as? Bool ?? false, normalizations: normalizations,
-                  splitPattern: regex, addPrefixSpace: prefixSpace, prefixIds: prefix, suffixIds: suffix)
+                  splitPattern: regex, source: source, addPrefixSpace: prefixSpace, prefixIds: prefix, suffixIds: suffix)
     }
 
     private static func addedTokens(_ value: Any?, _ fail: (String) -> DataError) throws -> [AddedToken] {

@@ -63,4 +63,50 @@ final class BPETokenizerTests: XCTestCase {
         refused({ var m = $0["model"] as! [String: Any]; m["merges"] = ["a b c"]; $0["model"] = m }, mentions: "merges[0]")
         XCTAssertThrowsError(try BPETokenizer(json: Data("[1, 2]".utf8))) { XCTAssertTrue("\($0)".contains("not a JSON object")) }
     }
+    // MARK: Hostile files
+
+    private func gpt2JSON() throws -> [String: Any] {
+        try JSONSerialization.jsonObject(with: Data(contentsOf: fixtureURL("tokenizers/gpt2_style.tokenizer.json"))) as! [String: Any]
+    }
+
+    private func tokenizer(_ edit: (inout [String: Any]) -> Void) throws -> BPETokenizer {
+        var json = try gpt2JSON()
+        edit(&json)
+        return try BPETokenizer(json: JSONSerialization.data(withJSONObject: json))
+    }
+
+    func testCatastrophicSplitPatternThrowsNamingItInsteadOfRunningForever() throws {
+        let pattern = "(a|a)*b|(x+x+)+y"
+        let t = try tokenizer {
+            $0["pre_tokenizer"] = ["type": "Sequence", "pretokenizers": [
+                ["type": "Split", "pattern": ["Regex": pattern], "behavior": "Isolated", "invert": false],
+                ["type": "ByteLevel", "add_prefix_space": false, "trim_offsets": true, "use_regex": false]]]
+        }
+        XCTAssertEqual(try t.encode("ab xxy"), try t.encode("ab") + t.encode(" xxy"))
+        // 2^26 backtracking steps without a budget (seconds); 2^64 for the longer one (forever).
+        for count in [26, 64] {
+            let start = Date()
+            XCTAssertThrowsError(try t.encode(String(repeating: "a", count: count))) { error in
+                XCTAssertTrue("\(error)".contains("'\(pattern)'"), "\(error)")
+                XCTAssertTrue("\(error)".contains("backtracks"), "\(error)")
+            }
+            XCTAssertLessThan(Date().timeIntervalSince(start), 2)
+        }
+    }
+
+    func testRealPatternsStayWithinTheRegexBudgetOnHostileText() throws {
+        // Random mixes of the classes the GPT-2 and Llama 3 patterns backtrack over most.
+        let alphabet: [Character] = [" ", "\t", "\r", "\n", "a", "Z", "1", ".", "'", "é", "\u{A0}", "😀"]
+        var state: UInt64 = 7
+        let text = String((0..<20_000).map { _ -> Character in
+            state = state &* 6_364_136_223_846_793_005 &+ 1_442_695_040_888_963_407
+            return alphabet[Int(state >> 33) % alphabet.count]
+        })
+        let hostile = [text, String(repeating: " ", count: 20_000) + "x", String(repeating: "  \n", count: 5_000),
+                       String(repeating: "1", count: 20_000), String(repeating: "'''' ", count: 4_000)]
+        for style in ["gpt2_style", "llama3_style"] {
+            let t = try BPETokenizer(contentsOf: fixtureURL("tokenizers/\(style).tokenizer.json"))
+            for h in hostile { XCTAssertEqual(t.decode(try t.encode(h)), h, style) }
+        }
+    }
 }
