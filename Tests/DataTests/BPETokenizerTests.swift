@@ -75,6 +75,30 @@ final class BPETokenizerTests: XCTestCase {
         return try BPETokenizer(json: JSONSerialization.data(withJSONObject: json))
     }
 
+    /// Asserts that the edited file is refused with a one-line message holding every fragment.
+    private func assertRefused(_ edit: (inout [String: Any]) -> Void, mentions fragments: [String], line: UInt = #line) {
+        XCTAssertThrowsError(try tokenizer(edit), line: line) { error in
+            for f in fragments { XCTAssertTrue("\(error)".contains(f), "\(error) lacks \(f)", line: line) }
+            XCTAssertFalse("\(error)".contains("\n"), "one line: \(error)", line: line)
+        }
+    }
+
+    private func editModel(_ json: inout [String: Any], _ key: String, _ edit: (inout Any) -> Void) {
+        var model = json["model"] as! [String: Any]
+        var value = model[key]!
+        edit(&value)
+        model[key] = value
+        json["model"] = model
+    }
+
+    private func editVocabulary(_ json: inout [String: Any], _ edit: (inout [String: Any]) -> Void) {
+        editModel(&json, "vocab") { v in var d = v as! [String: Any]; edit(&d); v = d }
+    }
+
+    private func editMerges(_ json: inout [String: Any], _ edit: (inout [Any]) -> Void) {
+        editModel(&json, "merges") { v in var a = v as! [Any]; edit(&a); v = a }
+    }
+
     func testCatastrophicSplitPatternThrowsNamingItInsteadOfRunningForever() throws {
         let pattern = "(a|a)*b|(x+x+)+y"
         let t = try tokenizer {
@@ -108,5 +132,53 @@ final class BPETokenizerTests: XCTestCase {
             let t = try BPETokenizer(contentsOf: fixtureURL("tokenizers/\(style).tokenizer.json"))
             for h in hostile { XCTAssertEqual(t.decode(try t.encode(h)), h, style) }
         }
+    }
+
+    func testNonIntegerVocabularyIdsAreRefusedNamingTheToken() {
+        for bad: Any in [1.5, true, "7", -1, 1 << 40] {
+            assertRefused({ editVocabulary(&$0) { $0["Ġt"] = bad } }, mentions: ["model.vocab['Ġt']", "is not a token id"])
+        }
+        // Written with a fraction or an exponent, the library's u32 refuses even a whole number.
+        let text = try! String(contentsOf: fixtureURL("tokenizers/gpt2_style.tokenizer.json"), encoding: .utf8)
+        XCTAssertNoThrow(try BPETokenizer(json: Data(text.utf8)))
+        for written in ["259.0", "2.59e2"] {
+            let edited = text.replacingOccurrences(of: #""Ġt": 259"#, with: #""Ġt": "# + written)
+            XCTAssertNotEqual(edited, text)
+            XCTAssertThrowsError(try BPETokenizer(json: Data(edited.utf8))) { XCTAssertTrue("\($0)".contains("model.vocab['Ġt']"), "\($0)") }
+        }
+    }
+
+    func testDuplicateVocabularyIdsAreRefusedNamingBothTokens() {
+        assertRefused({ editVocabulary(&$0) { $0["Ġt"] = 257 } }, mentions: ["id 257", "'he'", "'Ġt'"])
+    }
+
+    func testMergesOutsideTheVocabularyAreRefusedNamingTheMerge() {
+        // A part missing, then the result missing (the library's BPE builder refuses both).
+        assertRefused({ editMerges(&$0) { $0[1] = ["ð", "Q"] } }, mentions: ["model.merges[1] 'ð Q'", "'ðQ' is not in model.vocab"])
+        assertRefused({ editVocabulary(&$0) { $0["he"] = nil } }, mentions: ["model.merges[0] 'h e'", "'he' is not in model.vocab"])
+        assertRefused({ editMerges(&$0) { $0.append("Ġ h") } }, mentions: ["'Ġ h'", "'Ġh' is not in model.vocab"])
+        assertRefused({ editMerges(&$0) { $0.append("Ġ ☃") } }, mentions: ["'Ġ ☃'", "'☃' is not in model.vocab"])
+    }
+
+    func testAddedTokenIdsOutOfRangeAreNamed() {
+        for bad: Any in [1 << 40, -5, 2.5] {
+            assertRefused({ $0["added_tokens"] = [["id": 0, "content": "<|endoftext|>", "special": true],
+                                                  ["id": bad, "content": "<x>", "special": true]] },
+                          mentions: ["added_tokens[1] id \(bad)", "is not a token id"])
+        }
+        assertRefused({ $0["added_tokens"] = [["content": "<x>"]] }, mentions: ["added_tokens[0] has no id"])
+        assertRefused({ $0["added_tokens"] = [["id": 600]] }, mentions: ["added_tokens[0] (id 600) has no content"])
+    }
+
+    func testUnicodeNormalizersAreApplied() throws {
+        // NFKC folds the ligature, the circled digit and the full-width letter; NFC does not.
+        let nfkc = try tokenizer { $0["normalizer"] = ["type": "NFKC"] }
+        let sequence = try tokenizer { $0["normalizer"] = ["type": "Sequence", "normalizers": [["type": "NFD"], ["type": "NFKC"]]] }
+        let nfc = try tokenizer { $0["normalizer"] = ["type": "NFC"] }
+        let plain = try tokenizer { $0["normalizer"] = NSNull() }
+        XCTAssertEqual(try nfkc.encode("ﬁ ① Ｓ"), try plain.encode("fi 1 S"))
+        XCTAssertEqual(try sequence.encode("ﬁ ① Ｓ"), try plain.encode("fi 1 S"))
+        XCTAssertEqual(try nfc.encode("ﬁ ① e\u{301}"), try plain.encode("ﬁ ① é"))
+        XCTAssertNotEqual(try plain.encode("ﬁ"), try plain.encode("fi"))
     }
 }
