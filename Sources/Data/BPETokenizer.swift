@@ -209,7 +209,7 @@ public final class BPETokenizer: @unchecked Sendable {
             if match.range.length > 0 { ranges.append(match.range) }
         }
         guard reports <= budget else {
-            throw DataError.malformedFile("\(source): the pre_tokenizer pattern '\(splitPattern.pattern)' needs more than "
+            throw DataError.malformedFile("\(source): the pre_tokenizer pattern '\(splitPattern.pattern)' needs more than about "
                 + "\(budget * 10_000) regex steps on a text of \(ns.length) UTF-16 units (it backtracks catastrophically); "
                 + "use a pattern without nested or ambiguous repetition")
         }
