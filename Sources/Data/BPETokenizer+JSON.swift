@@ -3,7 +3,9 @@
 // refused with an error that names the field and its value, never silently ignored.
 //
 // Accepted:
-//   model          BPE (vocab; merges as "a b" strings or [a, b] pairs; ignore_merges);
+//   model          BPE (vocab: distinct integer ids in 0...Int32.max; merges as "a b"
+//                  strings or [a, b] pairs whose parts and result are all in the vocab, as
+//                  the library's BPE builder requires; ignore_merges);
 //                  unk_token used for symbols outside the vocabulary; dropout,
 //                  byte_fallback, continuing_subword_prefix, end_of_word_suffix unset
 //   normalizer     null, NFC, NFD, NFKC, NFKD, or a Sequence of them
@@ -51,20 +53,34 @@ extension BPETokenizer {
         guard let rawVocabulary = model["vocab"] as? [String: Any] else { throw fail("model.vocab is not an object") }
         var vocabulary: [String: Int32] = [:]
         for (token, value) in rawVocabulary {
-            guard let id = (value as? NSNumber)?.intValue, id >= 0, id <= Int(Int32.max) else {
-                throw fail("model.vocab['\(token)'] = \(value) is not a token id")
+            guard let id = Self.tokenID(value) else {
+                throw fail("model.vocab['\(token)'] = \(Self.written(value)) is not a token id (an integer in 0...\(Int32.max))")
             }
-            vocabulary[token] = Int32(id)
+            vocabulary[token] = id
+        }
+        // The library keeps one of two tokens that share an id and decodes that id to either,
+        // depending on its hash map's order; a file like that is damaged, so it is refused.
+        var tokenOfID: [Int32: String] = [:]
+        for (token, id) in vocabulary.sorted(by: { ($0.value, $0.key) < ($1.value, $1.key) }) {
+            if let other = tokenOfID[id] { throw fail("model.vocab gives id \(id) to both '\(other)' and '\(token)'") }
+            tokenOfID[id] = token
         }
         guard let rawMerges = model["merges"] as? [Any] else { throw fail("model.merges is not an array") }
         let merges: [Pair] = try rawMerges.enumerated().map { index, entry in
+            let pair: Pair
             if let text = entry as? String {
                 let parts = text.split(separator: " ", omittingEmptySubsequences: false)
                 guard parts.count == 2 else { throw fail("model.merges[\(index)] '\(text)' is not two symbols") }
-                return Pair(left: String(parts[0]), right: String(parts[1]))
+                pair = Pair(left: String(parts[0]), right: String(parts[1]))
+            } else {
+                guard let parts = entry as? [String], parts.count == 2 else { throw fail("model.merges[\(index)] is not a pair") }
+                pair = Pair(left: parts[0], right: parts[1])
             }
-            guard let pair = entry as? [String], pair.count == 2 else { throw fail("model.merges[\(index)] is not a pair") }
-            return Pair(left: pair[0], right: pair[1])
+            // As the library's BPE builder: both parts and their concatenation must be tokens.
+            for symbol in [pair.left, pair.right, pair.left + pair.right] where vocabulary[symbol] == nil {
+                throw fail("model.merges[\(index)] '\(pair.left) \(pair.right)': '\(symbol)' is not in model.vocab")
+            }
+            return pair
         }
         let added = try Self.addedTokens(root["added_tokens"], fail)
         let normalizations = try Self.normalizations(root["normalizer"], fail)
@@ -73,7 +89,7 @@ extension BPETokenizer {
         do {
             regex = try NSRegularExpression(pattern: pattern)
         } catch {
-            throw fail("pre_tokenizer pattern '\(pattern)' does not compile: \(error)")
+            throw fail("pre_tokenizer pattern '\(pattern)' does not compile as an ICU regular expression")
         }
         var knownIDs = vocabulary
         for t in added { knownIDs[t.content] = t.id }
@@ -90,18 +106,36 @@ extension BPETokenizer {
         }
         self.init(vocabulary: vocabulary, merges: merges, addedTokens: added, unknownID: unknown,
                   ignoreMerges: model["ignore_merges"] as? Bool ?? false, normalizations: normalizations,
-                  splitPattern: regex, addPrefixSpace: prefixSpace, prefixIds: prefix, suffixIds: suffix)
+                  splitPattern: regex, source: source, addPrefixSpace: prefixSpace, prefixIds: prefix, suffixIds: suffix)
+    }
+
+    /// The id of a JSON number that is an integer in 0...Int32.max; nil for anything else
+    /// (a fraction or exponent, as the library's `u32` fields refuse; true and false; a string).
+    static func tokenID(_ value: Any?) -> Int32? {
+        guard let number = value as? NSNumber, !(number is NSDecimalNumber) else { return nil }
+        // JSONSerialization gives booleans objCType "c" and numbers written with a fraction or an exponent "d".
+        let type = String(cString: number.objCType)
+        guard !["c", "d", "f"].contains(type), let id = Int32(exactly: number.int64Value), id >= 0,
+              number.doubleValue == Double(id) else { return nil }
+        return id
+    }
+
+    /// A JSON value as an error message shows it: strings quoted, so "7" is not read as 7.
+    static func written(_ value: Any) -> String {
+        if let text = value as? String { return text.debugDescription }
+        return "\(value)"
     }
 
     private static func addedTokens(_ value: Any?, _ fail: (String) -> DataError) throws -> [AddedToken] {
         guard let list = value, !(list is NSNull) else { return [] }
         guard let entries = list as? [[String: Any]] else { throw fail("added_tokens is not an array of objects") }
         return try entries.enumerated().map { index, entry in
-            guard let id = (entry["id"] as? NSNumber)?.intValue, id >= 0, id <= Int(Int32.max),
-                  let content = entry["content"] as? String else {
-                throw fail("added_tokens[\(index)] has no id and content")
+            guard let rawID = entry["id"] else { throw fail("added_tokens[\(index)] has no id") }
+            guard let id = tokenID(rawID) else {
+                throw fail("added_tokens[\(index)] id \(written(rawID)) is not a token id (an integer in 0...\(Int32.max))")
             }
-            return AddedToken(id: Int32(id), content: content, special: entry["special"] as? Bool ?? false)
+            guard let content = entry["content"] as? String else { throw fail("added_tokens[\(index)] (id \(id)) has no content") }
+            return AddedToken(id: id, content: content, special: entry["special"] as? Bool ?? false)
         }
     }
 
@@ -114,7 +148,9 @@ extension BPETokenizer {
         case "NFKC": return [.nfkc]
         case "NFKD": return [.nfkd]
         case "Sequence":
-            guard let parts = object["normalizers"] as? [Any] else { throw fail("normalizer Sequence has no normalizers") }
+            guard let parts = object["normalizers"] as? [[String: Any]] else {
+                throw fail("normalizer Sequence has no normalizers (an array of objects)")
+            }
             return try parts.flatMap { try normalizations($0, fail) }
         default: throw fail("normalizer type '\(type)' is not supported (byte-level BPE uses none or a Unicode normal form)")
         }
@@ -178,8 +214,13 @@ extension BPETokenizer {
                 } else if let special = piece["SpecialToken"] as? [String: Any], let name = special["id"] as? String {
                     let tokenIDs: [Int32]
                     if let entry = (object["special_tokens"] as? [String: Any])?[name] as? [String: Any],
-                       let list = entry["ids"] as? [NSNumber] {
-                        tokenIDs = list.map { Int32(truncatingIfNeeded: $0.intValue) }
+                       let list = entry["ids"] as? [Any] {
+                        tokenIDs = try list.map { value in
+                            guard let id = tokenID(value) else {
+                                throw fail("TemplateProcessing special token '\(name)' id \(written(value)) is not a token id (an integer in 0...\(Int32.max))")
+                            }
+                            return id
+                        }
                     } else if let id = ids[name] {
                         tokenIDs = [id]
                     } else {

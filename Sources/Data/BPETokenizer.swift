@@ -5,7 +5,9 @@
 //   1. split the text on added tokens (special tokens match literally, longest first);
 //   2. each remaining segment: normalise (NFC, … or nothing), pre-tokenise (a regex
 //      split, pieces = the matches and the gaps between them), map every piece's UTF-8
-//      bytes to the byte-level alphabet (ByteLevel.swift);
+//      bytes to the byte-level alphabet (ByteLevel.swift); the regex runs under a work
+//      budget proportional to the text's length (see `regexBudget`), so a pattern that
+//      backtracks exponentially throws instead of running for hours;
 //   3. BPE each piece: start from its characters and repeatedly merge the adjacent pair
 //      of lowest merge rank (every occurrence, left to right) until no pair has a rank;
 //      with `ignoreMerges`, a piece that is itself in the vocabulary is one token;
@@ -50,6 +52,8 @@ public final class BPETokenizer: @unchecked Sendable {
     let unknownID: Int32?
     let normalizations: [Normalization]
     let splitPattern: NSRegularExpression
+    /// What names the tokenizer in errors (its file's path).
+    let source: String
     let addPrefixSpace: Bool
     /// Ids the post-processor puts before and after a sequence when special tokens are added.
     let prefixIds: [Int32]
@@ -65,8 +69,8 @@ public final class BPETokenizer: @unchecked Sendable {
     }
 
     init(vocabulary: [String: Int32], merges: [Pair], addedTokens: [AddedToken], unknownID: Int32?, ignoreMerges: Bool,
-         normalizations: [Normalization], splitPattern: NSRegularExpression, addPrefixSpace: Bool,
-         prefixIds: [Int32], suffixIds: [Int32]) {
+         normalizations: [Normalization], splitPattern: NSRegularExpression, source: String = "tokenizer.json",
+         addPrefixSpace: Bool, prefixIds: [Int32], suffixIds: [Int32]) {
         self.vocabulary = vocabulary
         var ranks: [Pair: Int] = [:]
         for (rank, pair) in merges.enumerated() where ranks[pair] == nil { ranks[pair] = rank }
@@ -81,6 +85,7 @@ public final class BPETokenizer: @unchecked Sendable {
         self.unknownID = unknownID
         self.normalizations = normalizations
         self.splitPattern = splitPattern
+        self.source = source
         self.addPrefixSpace = addPrefixSpace
         self.prefixIds = prefixIds
         self.suffixIds = suffixIds
@@ -98,14 +103,16 @@ public final class BPETokenizer: @unchecked Sendable {
     ///     the library's `encode` does by default.
     /// - Returns: the token ids.
     /// - Throws: ``DataError/tokenOutOfRange(_:)`` when a piece cannot be expressed in the
-    ///   vocabulary (a vocabulary without the full byte alphabet and no unknown token).
+    ///   vocabulary (a vocabulary without the full byte alphabet and no unknown token);
+    ///   ``DataError/malformedFile(_:)`` naming the pattern when the pre-tokenizer's regex
+    ///   needs more work than ``regexBudget(utf16Count:)`` allows (catastrophic backtracking).
     public func encode(_ text: String, addSpecialTokens: Bool = false) throws -> [Int32] {
         var ids: [Int32] = addSpecialTokens ? prefixIds : []
         for segment in splitOnAddedTokens(text) {
             switch segment {
             case .added(let id): ids.append(id)
             case .text(let t):
-                for piece in preTokenize(normalize(t)) { ids += try bpe(piece) }
+                for piece in try preTokenize(normalize(t)) { ids += try bpe(piece) }
             }
         }
         if addSpecialTokens { ids += suffixIds }
@@ -171,20 +178,49 @@ public final class BPETokenizer: @unchecked Sendable {
         return s
     }
 
+    /// The most progress reports ICU may make while the split pattern scans a text of
+    /// `utf16Count` UTF-16 units: a few for any text, plus one per 16 units.
+    ///
+    /// ICU reports progress about every 10 000 backtracking steps. The GPT-2 and Llama 3
+    /// patterns need about one report per 1 000 units even on random mixes of spaces, line
+    /// breaks, digits, letters and punctuation (and none on plain prose), so the budget leaves
+    /// them a margin of 60×; a pattern such as `(a|a)*b` on a run of `a`s (2ⁿ steps) exceeds it
+    /// within milliseconds. The work of one `encode` is thereby at most linear in its text.
+    static func regexBudget(utf16Count: Int) -> Int { 4 + utf16Count / 16 }
+
     /// The pieces of `text`: the pattern's matches and the non-empty gaps between them, in
     /// order (the library's "isolated" split), each in the byte-level alphabet.
-    func preTokenize(_ text: String) -> [String] {
+    ///
+    /// - Throws: ``DataError/malformedFile(_:)`` naming the pattern when it exceeds ``regexBudget(utf16Count:)``.
+    func preTokenize(_ text: String) throws -> [String] {
         var s = text
         if addPrefixSpace && !s.hasPrefix(" ") && !s.isEmpty { s = " " + s }
         let ns = s as NSString
+        let budget = Self.regexBudget(utf16Count: ns.length)
+        var reports = 0
+        var ranges: [NSRange] = []
+        splitPattern.enumerateMatches(in: s, options: .reportProgress, range: NSRange(location: 0, length: ns.length)) { match, _, stop in
+            guard let match else {
+                // A progress report: ICU is still working on one match.
+                reports += 1
+                if reports > budget { stop.pointee = true }
+                return
+            }
+            if match.range.length > 0 { ranges.append(match.range) }
+        }
+        guard reports <= budget else {
+            throw DataError.malformedFile("\(source): the pre_tokenizer pattern '\(splitPattern.pattern)' needs more than about "
+                + "\(budget * 10_000) regex steps on a text of \(ns.length) UTF-16 units (it backtracks catastrophically); "
+                + "use a pattern without nested or ambiguous repetition")
+        }
         var pieces: [String] = []
         var last = 0
-        for match in splitPattern.matches(in: s, range: NSRange(location: 0, length: ns.length)) where match.range.length > 0 {
-            if match.range.location > last {
-                pieces.append(ns.substring(with: NSRange(location: last, length: match.range.location - last)))
+        for range in ranges {
+            if range.location > last {
+                pieces.append(ns.substring(with: NSRange(location: last, length: range.location - last)))
             }
-            pieces.append(ns.substring(with: match.range))
-            last = match.range.location + match.range.length
+            pieces.append(ns.substring(with: range))
+            last = range.location + range.length
         }
         if last < ns.length { pieces.append(ns.substring(from: last)) }
         return pieces.map { ByteLevel.encode($0[...]) }

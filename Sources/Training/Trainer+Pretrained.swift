@@ -1,7 +1,7 @@
 // Runs that start from, or end as, Hugging Face models: the options of a run initialised
-// from a pretrained directory (`mtp train --init-from`), the tokenizer a run recorded,
-// and loading a model for decoding from either of our checkpoints or a Hugging Face
-// directory (`mtp generate --checkpoint`).
+// from a pretrained directory (`mtp train --init-from`), and loading a model for decoding
+// from either of our checkpoints or a Hugging Face directory (`mtp generate --checkpoint`).
+// The run's tokenizer is recorded and read in TrainingOptions+Tokenizer.swift.
 
 import Data
 import Foundation
@@ -31,22 +31,9 @@ extension TrainingOptions {
         options.initFrom = directory.path
         options.freezeTrunk = freezeTrunk ? true : nil
         let bundled = directory.appendingPathComponent(HuggingFaceDirectory.tokenizerFile)
-        options.tokenizer = tokenizer?.path
-            ?? (FileManager.default.fileExists(atPath: bundled.path) ? bundled.path : nil)
+        options.tokenizer = (tokenizer ?? (FileManager.default.fileExists(atPath: bundled.path) ? bundled : nil))?
+            .standardizedFileURL.path
         return (model, options)
-    }
-
-    /// The run's tokenizer (``tokenizer``), read; nil when the run has none.
-    ///
-    /// - Throws: the tokenizer's errors for an unreadable file; ``TrainingError`` when its
-    ///   vocabulary is larger than the model's.
-    public func loadTokenizer() throws -> BPETokenizer? {
-        guard let tokenizer else { return nil }
-        let t = try BPETokenizer(contentsOf: URL(fileURLWithPath: tokenizer))
-        guard t.vocabularySize <= model.vocabularySize else {
-            throw TrainingError("tokenizer \(tokenizer) has \(t.vocabularySize) ids, more than the model's vocabulary of \(model.vocabularySize)")
-        }
-        return t
     }
 }
 

@@ -31,6 +31,9 @@ public struct TrainingOptions: Codable, Equatable, Sendable {
     /// The `tokenizer.json` the documents were encoded with; nil for byte-level text, token
     /// files and the built-in corpus.
     public var tokenizer: String?
+    /// A ``Tensors/ContentChecksum`` of ``tokenizer``'s bytes when the run started, checked
+    /// whenever the file is read again; nil for runs from before it was recorded (unchecked).
+    public var tokenizerChecksum: String?
     /// Size, content checksum, document count, separator and tokenizer of the data; nil when unknown.
     public var dataRecord: TrainingDataRecord?
     /// Whether every decoder block is recomputed in the backward pass instead of keeping its

@@ -27,6 +27,8 @@ struct ExportCommand: ParsableCommand {
             let types: [String: DType] = ["f32": .float32, "f16": .float16, "bf16": .bfloat16]
             guard let type = types[dtype] else { throw ValidationError("--dtype must be f32, f16 or bf16, got '\(dtype)'") }
             let (model, options, _) = try Trainer.loadModel(checkpointOrDirectory: URL(fileURLWithPath: checkpoint))
+            // The tokenizer is read (parsed, its checksum checked) before it is copied beside the weights.
+            _ = try options.loadTokenizer()
             let tokenizer = options.tokenizer.map { URL(fileURLWithPath: $0) }
             let files = try model.exportHuggingFace(to: URL(fileURLWithPath: hf),
                                                     options: HuggingFaceExportOptions(dtype: type, tokenizer: tokenizer))

@@ -52,7 +52,11 @@ struct GenerateCommand: ParsableCommand {
         if isHuggingFace && prompt == nil && promptTokens == nil {
             throw ValidationError("a Hugging Face directory has no built-in corpus to take a prompt from; give --prompt or --prompt-tokens")
         }
-        if let tokenizer { options.tokenizer = tokenizer }
+        if let tokenizer {
+            // Another file than the run's, by request: nothing recorded to check it against.
+            options.tokenizer = tokenizer
+            options.tokenizerChecksum = nil
+        }
         let text = try options.loadTokenizer().map(TextCodec.tokenizer) ?? .bytes
         try SizeLimits.checkDecoding(maxTokens: decoding.maxTokens, promptLength: promptLength, model: options.model)
         let generator = Generator(model: model)

@@ -150,6 +150,13 @@ struct TrainCommand: ParsableCommand {
             options = loaded.options
             pretrained = loaded.model
             apply(&options)
+            // The directory's (or --tokenizer's) file is read now, before anything is recorded or trained.
+            if let path = options.tokenizer {
+                let t = try options.recordTokenizer(at: path)
+                guard t.vocabularySize <= options.model.vocabularySize else {
+                    throw ValidationError("tokenizer \(path) has \(t.vocabularySize) ids, more than the model's vocabulary of \(options.model.vocabularySize)")
+                }
+            }
         } else {
             guard !freezeTrunk else { throw ValidationError("--freeze-trunk needs --init-from DIR") }
             guard tokenizer == nil || data != nil else { throw ValidationError("--tokenizer needs --data FILE (the text it encodes)") }
@@ -473,13 +480,19 @@ struct TrainCommand: ParsableCommand {
             // A pretrained or resumed model keeps its vocabulary; a fresh one takes the tokenizer's (or 256 bytes).
             let fixedVocabulary = options.initFrom != nil || resume != nil
             if let path = options.tokenizer {
-                let t = try BPETokenizer(contentsOf: URL(fileURLWithPath: path))
+                // A resumed run reads the file it recorded (and checks its checksum); a new one records it.
+                let t: BPETokenizer
+                if resume != nil, let recorded = try options.loadTokenizer() {
+                    t = recorded
+                } else {
+                    t = try options.recordTokenizer(at: path)
+                }
                 if !fixedVocabulary { options.model.vocabularySize = t.vocabularySize }
                 guard t.vocabularySize <= options.model.vocabularySize else {
                     throw ValidationError("tokenizer \(path) has \(t.vocabularySize) ids, more than the model's vocabulary of \(options.model.vocabularySize)")
                 }
                 docs = try TextData.documents(fromUTF8File: URL(fileURLWithPath: textPath), tokenizer: t)
-                record.tokenizer = path
+                record.tokenizer = options.tokenizer
             } else {
                 docs = try TextData.documents(fromUTF8File: URL(fileURLWithPath: textPath))
                 if !fixedVocabulary { options.model.vocabularySize = TextData.vocabularySize }
