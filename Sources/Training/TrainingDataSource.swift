@@ -2,6 +2,8 @@
 // can promise depends on it (only the built-in corpus has exact floors and a known best
 // speculative acceptance).
 
+import Foundation
+
 /// The source of a run's documents.
 ///
 /// Stored in ``TrainingOptions/dataSource``; checkpoints written before it existed decode
@@ -13,6 +15,23 @@ public enum TrainingDataSource: Codable, Equatable, Sendable {
     case text(path: String)
     /// A flat token file (uint16, nanoGPT / llm.c).
     case tokens(path: String)
+
+    /// The same source with its path absolute and standardized (relative paths resolve
+    /// against the current folder), so that a run resumes from any folder and two
+    /// spellings of one file compare equal. Runs record their paths this way; checkpoints
+    /// written before that may hold relative ones.
+    public var standardized: TrainingDataSource {
+        switch self {
+        case .builtIn: .builtIn
+        case .text(let path): .text(path: Self.absolute(path))
+        case .tokens(let path): .tokens(path: Self.absolute(path))
+        }
+    }
+
+    /// `path` made absolute and standardized (`.`, `..` and repeated slashes removed).
+    public static func absolute(_ path: String) -> String {
+        URL(fileURLWithPath: path).standardizedFileURL.path
+    }
 }
 
 extension TrainingOptions {

@@ -56,7 +56,7 @@ extension TrainingOptions {
     public func resumedData(source: TrainingDataSource, record: TrainingDataRecord, allowDataChange: Bool) throws -> TrainingOptions {
         var out = self
         if !allowDataChange {
-            if let recorded = dataSource, recorded != source {
+            if let recorded = dataSource, recorded.standardized != source.standardized {
                 throw TrainingError("the checkpoint was trained on \(Self.describe(recorded)), not \(Self.describe(source)); "
                     + "give --allow-data-change to continue on other data")
             }
@@ -68,7 +68,7 @@ extension TrainingOptions {
                 }
             }
         }
-        out.dataSource = source
+        out.dataSource = source.standardized
         out.dataRecord = record
         return out
     }

@@ -501,14 +501,14 @@ struct TrainCommand: ParsableCommand {
                 }
                 record.tokenizer = "bytes"
             }
-            source = .text(path: textPath)
+            source = .text(path: TrainingDataSource.absolute(textPath))
         } else if let tokenPath {
             guard let v = vocab ?? (resume != nil || initFrom != nil ? options.model.vocabularySize : nil) else {
                 throw ValidationError("--tokens needs --vocab N")
             }
             let sep = separator ?? (tokens == nil ? options.dataRecord?.separator : nil)
             docs = try TokenFileData.documents(fromUInt16File: URL(fileURLWithPath: tokenPath), vocabularySize: v, separator: sep)
-            source = .tokens(path: tokenPath)
+            source = .tokens(path: TrainingDataSource.absolute(tokenPath))
             record.separator = sep
         } else {
             source = .builtIn

@@ -216,6 +216,24 @@ final class CLIErrorTests: XCTestCase {
         try assertError(["train"] + tinyTrainFlags + ["--out", ""], mentions: "--out needs a folder path", within: 20)
     }
 
+    func testARunOnARelativeDataPathResumesFromAnyFolder() throws {
+        let home = try temporaryFolder("relative-data")
+        let elsewhere = try temporaryFolder("relative-data-cwd")
+        defer { for f in [home, elsewhere] { try? FileManager.default.removeItem(at: f) } }
+        let text = (0..<60).map { "Document \($0): the quick brown fox jumps over the lazy dog \($0 * 7)." }.joined(separator: "\n\n")
+        try Data(text.utf8).write(to: home.appendingPathComponent("data.txt"))
+        let flags = ["--layers", "1", "--hidden", "8", "--heads", "2", "--intermediate", "16", "--depths", "1",
+                     "--batch-size", "2", "--seq-len", "8", "--eval-every", "1000"]
+        let first = try runMTP(["train", "--data", "data.txt", "--steps", "4", "--stop-at", "2", "--out", "run"] + flags, in: home)
+        XCTAssertEqual(first.status, 0, first.stderr)
+        let checkpoint = home.appendingPathComponent("run/checkpoint.safetensors").path
+        let resumed = try runMTP(["train", "--resume", checkpoint, "--stop-at", "3"], in: elsewhere)
+        XCTAssertEqual(resumed.status, 0, "a relative --data path must not tie the run to its folder: \(resumed.stderr)")
+        let spelledOut = try runMTP(["train", "--resume", checkpoint, "--data", home.path + "/./data.txt"], in: elsewhere)
+        XCTAssertEqual(spelledOut.status, 0, "the same file by another spelling is the same data: \(spelledOut.stderr)")
+        try assertError(["train", "--resume", checkpoint, "--documents", "5"], mentions: "--documents applies to the built-in corpus only")
+    }
+
     func testResumeRefusesFlagsItWouldIgnore() throws {
         let run = try temporaryFolder("resume-flags")
         defer { try? FileManager.default.removeItem(at: run) }
