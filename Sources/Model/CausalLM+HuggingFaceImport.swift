@@ -88,12 +88,18 @@ extension CausalLM {
     ///     are made from the trunk (``initializeFreshDepths()``).
     ///   - mtpLossScalingFactor: σ of the MTP loss (not part of a Hugging Face config).
     /// - Returns: the model in float32.
-    /// - Throws: ``ModelError`` naming the unsupported field, the missing, unexpected or
-    ///   mis-shaped tensor, or a depth count that contradicts the directory's.
+    /// - Throws: ``ModelError`` naming the unsupported field, a size in `config.json` that the
+    ///   weights do not hold (checked before the model is built), the missing, unexpected,
+    ///   or mis-shaped tensor, or a depth count that contradicts the directory's.
     public static func load(huggingFace directory: URL, depths: Int? = nil,
                             mtpLossScalingFactor: Float = 0.3) throws -> CausalLM {
         var config = try HuggingFaceDirectory.config(in: directory)
         let stored = config.mtpDepths
+        // The weights are read (their size is the files') and the sizes of config.json checked
+        // against them before a model of those sizes is allocated.
+        let tensors = try HuggingFaceDirectory.tensors(in: directory)
+        try config.checkMatches(huggingFace: tensors,
+                                source: directory.appendingPathComponent(HuggingFaceDirectory.configFile).path)
         if let depths {
             guard depths >= 0 else { throw ModelError("MTP depths must be >= 0, got \(depths)") }
             guard stored == 0 || stored == depths else {
@@ -102,8 +108,12 @@ extension CausalLM {
             config.mtpDepths = depths
         }
         config.mtpLossScalingFactor = mtpLossScalingFactor
+        // Fresh depths are sized by the caller, not by the files: the model they make must fit
+        // for training (the reason to ask for them).
+        if config.mtpDepths > stored {
+            do { try config.checkFitsInMemory() } catch { throw ModelError("\(depths ?? 0) fresh MTP depths: \(error)") }
+        }
         let model = try CausalLM(config: config, seed: 0)
-        let tensors = try HuggingFaceDirectory.tensors(in: directory)
         try model.loadHuggingFaceTensors(tensors, source: directory.path, includingDepths: stored > 0)
         if stored == 0, config.mtpDepths > 0 { try model.initializeFreshDepths() }
         return model
