@@ -42,7 +42,9 @@ public enum HuggingFaceDirectory {
     /// Every tensor of the model's weights, by name (shards merged), in their stored dtypes.
     ///
     /// - Throws: ``ModelError`` when neither weights file exists, the index is malformed, or
-    ///   two shards hold the same name; a SafeTensors error for an unreadable file.
+    ///   the index's `weight_map` and the shards disagree (a tensor in another shard than the
+    ///   map says, a tensor the map does not list, a listed one no shard holds); a SafeTensors
+    ///   error for an unreadable file.
     public static func tensors(in directory: URL) throws -> [String: Tensor] {
         let single = directory.appendingPathComponent(weightsFile)
         if FileManager.default.fileExists(atPath: single.path) {
@@ -53,25 +55,33 @@ public enum HuggingFaceDirectory {
             throw ModelError("\(directory.path) has neither \(weightsFile) nor \(indexFile)")
         }
         guard let object = try? JSONSerialization.jsonObject(with: data) as? [String: Any],
-              let map = object["weight_map"] as? [String: Any] else {
+              let entries = object["weight_map"] as? [String: Any] else {
             throw ModelError("\(index.path) has no weight_map object")
         }
-        var files: [String] = []
-        for (name, file) in map {
-            guard let file = file as? String, !file.contains("/"), !file.isEmpty else {
+        var map: [String: String] = [:]
+        for (name, file) in entries {
+            guard let file = file as? String, !file.contains("/"), !file.isEmpty, file != ".", file != ".." else {
                 throw ModelError("\(index.path): weight_map entry '\(name)' is not a file name in the directory")
             }
-            if !files.contains(file) { files.append(file) }
+            map[name] = file
         }
+        // Every shard's tensors must be where the map says: a loader that trusts the map
+        // (transformers reads each tensor from its mapped shard) would see another model.
         var out: [String: Tensor] = [:]
-        for file in files.sorted() {
-            for (name, tensor) in try SafeTensors.read(contentsOf: directory.appendingPathComponent(file)).tensors {
-                guard out[name] == nil else { throw ModelError("\(directory.path): tensor '\(name)' is stored in two shards") }
-                out[name] = tensor
+        for file in Set(map.values).sorted() {
+            let tensors = try SafeTensors.read(contentsOf: directory.appendingPathComponent(file)).tensors
+            for name in tensors.keys.sorted() {
+                guard let mapped = map[name] else {
+                    throw ModelError("\(index.path): shard \(file) holds '\(name)', which weight_map does not list")
+                }
+                guard mapped == file else {
+                    throw ModelError("\(index.path): weight_map puts '\(name)' in \(mapped), but it is stored in shard \(file)")
+                }
+                out[name] = tensors[name]
             }
         }
-        for name in map.keys where out[name] == nil {
-            throw ModelError("\(index.path) lists '\(name)' in \(map[name]!), which does not hold it")
+        for name in map.keys.sorted() where out[name] == nil {
+            throw ModelError("\(index.path) lists '\(name)' in \(map[name] ?? ""), which does not hold it")
         }
         return out
     }

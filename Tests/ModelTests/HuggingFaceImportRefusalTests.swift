@@ -52,4 +52,24 @@ final class HuggingFaceImportRefusalTests: XCTestCase {
             XCTAssertEqual(config.parameterCount, try CausalLM(config: config, seed: 0).parameterCount, "\(config)")
         }
     }
+
+    private func editIndex(_ directory: URL, _ edit: (inout [String: String]) -> Void) throws {
+        let url = directory.appendingPathComponent("model.safetensors.index.json")
+        var index = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(contentsOf: url)) as? [String: Any])
+        var map = try XCTUnwrap(index["weight_map"] as? [String: String])
+        edit(&map)
+        index["weight_map"] = map
+        try JSONSerialization.data(withJSONObject: index).write(to: url)
+    }
+
+    func testAnIndexThatDisagreesWithItsShardsIsRefused() throws {
+        let first = "model-00001-of-00002.safetensors", second = "model-00002-of-00002.safetensors"
+        let wrongShard = try huggingFaceCopy(self, of: "tiny_llama_sharded_bf16")
+        try editIndex(wrongShard) { $0["lm_head.weight"] = first }
+        assertRefused(wrongShard, mentioning: ["weight_map puts 'lm_head.weight' in \(first), but it is stored in shard \(second)"])
+
+        let unlisted = try huggingFaceCopy(self, of: "tiny_llama_sharded_bf16")
+        try editIndex(unlisted) { $0["lm_head.weight"] = nil }
+        assertRefused(unlisted, mentioning: ["shard \(second) holds 'lm_head.weight', which weight_map does not list"])
+    }
 }
