@@ -100,7 +100,7 @@ extension CausalLM {
     /// - Returns: the model in float32.
     /// - Throws: ``ModelError`` naming the unsupported field, a size in `config.json` that the
     ///   weights do not hold (checked before the model is built), the missing, unexpected,
-    ///   or mis-shaped tensor, or a depth count that contradicts the directory's.
+    ///   mis-shaped or non-finite tensor, or a depth count that contradicts the directory's.
     public static func load(huggingFace directory: URL, depths: Int? = nil,
                             mtpLossScalingFactor: Float = 0.3) throws -> CausalLM {
         var config = try HuggingFaceDirectory.config(in: directory)
@@ -137,7 +137,8 @@ extension CausalLM {
     ///   - source: the checkpoint's path, for messages.
     ///   - includingDepths: whether the MTP depths come from `tensors` too (else only the trunk
     ///     is read, and tensors of layers from `L` on are refused as unexpected).
-    /// - Throws: ``ModelError`` naming a missing, unexpected, non-float or mis-shaped tensor.
+    /// - Throws: ``ModelError`` naming a missing, unexpected, non-float, mis-shaped or
+    ///   non-finite (NaN, ±infinity) tensor.
     public func loadHuggingFaceTensors(_ tensors: [String: Tensor], source: String, includingDepths: Bool) throws {
         let layout = try huggingFaceLayout(includingDepths: includingDepths)
         // Tied copies and a tied head stored anyway are accepted, not needed.
@@ -155,8 +156,26 @@ extension CausalLM {
             guard t.dtype.isFloatingPoint else {
                 throw ModelError("\(source): '\(entry.name)' is \(t.dtype); weights must be float32, float16 or bfloat16")
             }
-            updates.append((entry.parameter, t.detached().cast(to: .float32)))
+            let value = t.detached().cast(to: .float32)
+            // A NaN or infinite weight makes every logit NaN; decoding would still print tokens.
+            if let (index, x) = value.firstNonFiniteFloat() {
+                throw ModelError("\(source): '\(entry.name)' holds \(x) at element \(index); weights must be finite")
+            }
+            updates.append((entry.parameter, value))
         }
         for (p, t) in updates { p.value = t }
+    }
+}
+
+extension Tensor {
+    /// The first element that is NaN or infinite, with its flat index; nil when all are finite.
+    /// Reads a float32 tensor's storage in place.
+    func firstNonFiniteFloat() -> (index: Int, value: Float)? {
+        precondition(dtype == .float32, "firstNonFiniteFloat reads float32 storage, got \(dtype)")
+        return withUnsafeBytes { raw in
+            let floats = raw.bindMemory(to: Float.self)
+            guard let i = floats.prefix(count).firstIndex(where: { !$0.isFinite }) else { return nil }
+            return (i, floats[i])
+        }
     }
 }

@@ -72,4 +72,18 @@ final class HuggingFaceImportRefusalTests: XCTestCase {
         try editIndex(unlisted) { $0["lm_head.weight"] = nil }
         assertRefused(unlisted, mentioning: ["shard \(second) holds 'lm_head.weight', which weight_map does not list"])
     }
+
+    func testNonFiniteWeightsAreRefusedNamingTheTensor() throws {
+        for (name, value) in [("model.embed_tokens.weight", Float.nan), ("model.layers.1.mlp.down_proj.weight", -.infinity)] {
+            let directory = try huggingFaceCopy(self, of: "tiny_llama_gqa_tied")
+            let weights = directory.appendingPathComponent("model.safetensors")
+            var tensors = try SafeTensors.read(contentsOf: weights).tensors
+            let t = try XCTUnwrap(tensors[name])
+            var floats = t.floats
+            floats[5] = value
+            tensors[name] = try Tensor(floats, shape: t.shape)
+            try SafeTensors.write(tensors, metadata: ["format": "pt"], to: weights)
+            assertRefused(directory, mentioning: ["'\(name)' holds \(value) at element 5", "must be finite"])
+        }
+    }
 }
