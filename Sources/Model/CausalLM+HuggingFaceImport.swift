@@ -3,7 +3,10 @@
 // the weights from `model.safetensors` or from the shards listed by
 // `model.safetensors.index.json`, in float32, float16 or bfloat16 (converted to our
 // float32 parameters), and MTP depths either from the directory (DeepSeek-V3 layout,
-// `num_nextn_predict_layers`) or fresh (CausalLM+FreshDepths.swift).
+// `num_nextn_predict_layers`) or fresh (CausalLM+FreshDepths.swift). The sizes of
+// `config.json` are checked against the weights before the model is built
+// (ModelConfig+HuggingFaceShapes.swift), a sharded index must agree with its shards, and
+// NaN or infinite weights are refused.
 
 import Foundation
 import NN
@@ -20,12 +23,12 @@ public enum HuggingFaceDirectory {
     /// The tokenizer file, when the model has one.
     public static let tokenizerFile = "tokenizer.json"
 
-    /// Whether `url` is a directory holding a `config.json` (how the CLI tells a Hugging Face
-    /// directory from one of our checkpoint files).
+    /// Whether `url` is a directory (how the CLI tells a Hugging Face directory from one of our
+    /// checkpoint files: a checkpoint is one file, so a directory can only be read as a Hugging
+    /// Face model, and ``config(in:)`` names what it lacks).
     public static func isModelDirectory(_ url: URL) -> Bool {
         var isDirectory: ObjCBool = false
         return FileManager.default.fileExists(atPath: url.path, isDirectory: &isDirectory) && isDirectory.boolValue
-            && FileManager.default.fileExists(atPath: url.appendingPathComponent(configFile).path)
     }
 
     /// The model's configuration.
