@@ -3,6 +3,12 @@
 // model.safetensors with `format: pt` metadata (transformers refuses other formats)
 // and the weights alone (no optimizer state), the MTP depths in the DeepSeek-V3 layout
 // (CausalLM+HuggingFaceLayout.swift), and the tokenizer file when there is one.
+//
+// Nothing the user has is overwritten: the output must be a new path or an empty directory
+// (symbolic links and `..` resolved, so an input directory can never be its own output).
+// Everything is checked and encoded first, the files are written into a hidden sibling
+// `.<name>.partial-<pid>`, and that directory is renamed into place at the end; on failure
+// it is removed, with any parent folders the export created, so a failed export leaves nothing.
 
 import Foundation
 import Tensors
@@ -39,38 +45,120 @@ extension CausalLM {
         return out
     }
 
-    /// Writes the model as a Hugging Face directory (created if needed; files of the same
-    /// names are replaced): `config.json`, `generation_config.json`, `model.safetensors`
-    /// and, when `options.tokenizer` is set, `tokenizer.json`.
+    /// Writes the model as a new Hugging Face directory: `config.json`,
+    /// `generation_config.json`, `model.safetensors` and, when `options.tokenizer` is set,
+    /// `tokenizer.json`. Missing parent folders are created.
     ///
     /// - Parameters:
-    ///   - directory: the output directory.
+    ///   - directory: the output directory: a path that does not exist, or an empty directory
+    ///     (see ``HuggingFaceDirectory/exportTarget(_:)``).
     ///   - options: dtype and tokenizer.
     /// - Returns: the files written.
-    /// - Throws: ``ModelError`` for an unsupported dtype or layout; file-system errors.
+    /// - Throws: ``ModelError`` for an unsupported dtype or layout, an output path that exists
+    ///   and is not an empty directory, or a file that cannot be written (then nothing is left behind).
+    ///
+    /// Postconditions: on success `directory` holds exactly the returned files; on failure the
+    /// file system is as it was.
     @discardableResult
     public func exportHuggingFace(to directory: URL, options: HuggingFaceExportOptions = HuggingFaceExportOptions()) throws -> [URL] {
         let tensors = try huggingFaceTensors(dtype: options.dtype)
-        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
-        let config = directory.appendingPathComponent(HuggingFaceDirectory.configFile)
-        try HuggingFaceConfig.json(for: self.config, dtype: options.dtype, bosTokenID: options.bosTokenID,
-                                   eosTokenID: options.eosTokenID).write(to: config)
-        let generation = directory.appendingPathComponent("generation_config.json")
+        let config = try HuggingFaceConfig.json(for: self.config, dtype: options.dtype, bosTokenID: options.bosTokenID,
+                                                eosTokenID: options.eosTokenID)
         var generationFields: [String: Any] = ["_from_model_config": true, "do_sample": false]
         if let bos = options.bosTokenID { generationFields["bos_token_id"] = Int(bos) }
         if let eos = options.eosTokenID { generationFields["eos_token_id"] = Int(eos) }
-        try JSONSerialization.data(withJSONObject: generationFields, options: [.prettyPrinted, .sortedKeys]).write(to: generation)
-        let weights = directory.appendingPathComponent(HuggingFaceDirectory.weightsFile)
-        try SafeTensors.write(tensors, metadata: ["format": "pt"], to: weights)
-        var written = [config, generation, weights]
+        let generation = try JSONSerialization.data(withJSONObject: generationFields, options: [.prettyPrinted, .sortedKeys])
+        var files: [(name: String, data: Data)] = [(HuggingFaceDirectory.configFile, config),
+                                                   ("generation_config.json", generation)]
         if let tokenizer = options.tokenizer {
-            let target = directory.appendingPathComponent(HuggingFaceDirectory.tokenizerFile)
-            if tokenizer.standardizedFileURL != target.standardizedFileURL {
-                if FileManager.default.fileExists(atPath: target.path) { try FileManager.default.removeItem(at: target) }
-                try FileManager.default.copyItem(at: tokenizer, to: target)
+            guard let data = FileManager.default.contents(atPath: tokenizer.path) else {
+                throw ModelError("tokenizer \(tokenizer.path) is not a readable file")
             }
-            written.append(target)
+            files.append((HuggingFaceDirectory.tokenizerFile, data))
         }
-        return written
+        let target = try HuggingFaceDirectory.exportTarget(directory)
+        let created = try HuggingFaceDirectory.makeParents(of: target)
+        let staging = target.deletingLastPathComponent().appendingPathComponent(".\(target.lastPathComponent).partial-\(getpid())")
+        do {
+            if FileManager.default.fileExists(atPath: staging.path) { try FileManager.default.removeItem(at: staging) }
+            try FileManager.default.createDirectory(at: staging, withIntermediateDirectories: false)
+            for file in files { try file.data.write(to: staging.appendingPathComponent(file.name)) }
+            try SafeTensors.write(tensors, metadata: ["format": "pt"], to: staging.appendingPathComponent(HuggingFaceDirectory.weightsFile))
+            // rename(2) replaces an empty directory and nothing else, so the check above cannot be raced into an overwrite.
+            guard rename(staging.path, target.path) == 0 else {
+                throw ModelError("cannot move the export into \(target.path): \(systemReason(errno))")
+            }
+        } catch {
+            try? FileManager.default.removeItem(at: staging)
+            if let created { try? FileManager.default.removeItem(at: created) }
+            throw error
+        }
+        let written = [HuggingFaceDirectory.configFile, "generation_config.json", HuggingFaceDirectory.weightsFile]
+            + (options.tokenizer == nil ? [] : [HuggingFaceDirectory.tokenizerFile])
+        return written.map { target.appendingPathComponent($0) }
     }
 }
+
+extension HuggingFaceDirectory {
+    /// Where an export to `url` goes: the path with symbolic links and `.`/`..` resolved.
+    ///
+    /// - Returns: the resolved path, which does not exist or is an empty directory.
+    /// - Throws: ``ModelError`` naming the path when something other than an empty directory
+    ///   is there (a file, a dangling symbolic link, a non-empty directory such as the model
+    ///   being exported), or when the nearest existing folder above it is not a directory.
+    public static func exportTarget(_ url: URL) throws -> URL {
+        var info = stat()
+        if lstat(url.path, &info) == 0 {
+            guard let real = realPath(url.path), isDirectory(real),
+                  let entries = try? FileManager.default.contentsOfDirectory(atPath: real), entries.isEmpty, real != "/" else {
+                throw ModelError("\(url.path) exists and is not an empty directory; the export writes a new "
+                    + "directory and overwrites nothing (name a new or empty directory)")
+            }
+            return URL(fileURLWithPath: real, isDirectory: true)
+        }
+        // A new path: the nearest existing folder above it, resolved, plus the new components.
+        var missing: [String] = []
+        var above = url.standardizedFileURL
+        while lstat(above.path, &info) != 0, above.path != "/" {
+            missing.insert(above.lastPathComponent, at: 0)
+            above = above.deletingLastPathComponent()
+        }
+        guard let real = realPath(above.path), isDirectory(real) else {
+            throw ModelError("\(url.path) cannot be created: \(above.path) is not a directory")
+        }
+        return missing.reduce(URL(fileURLWithPath: real, isDirectory: true)) { $0.appendingPathComponent($1) }
+    }
+
+    /// Creates the missing folders above `target`.
+    /// - Returns: the topmost folder created (to remove on failure), nil when none was missing.
+    /// - Throws: ``ModelError`` naming the folder that could not be created.
+    static func makeParents(of target: URL) throws -> URL? {
+        var missing: [URL] = []
+        var folder = target.deletingLastPathComponent()
+        while !FileManager.default.fileExists(atPath: folder.path), folder.path != "/" {
+            missing.append(folder)
+            folder = folder.deletingLastPathComponent()
+        }
+        for folder in missing.reversed() where mkdir(folder.path, 0o755) != 0 {
+            let reason = systemReason(errno)
+            if let top = missing.last { try? FileManager.default.removeItem(at: top) }
+            throw ModelError("cannot create the folder \(folder.path) for the export: \(reason)")
+        }
+        return missing.last
+    }
+
+    private static func isDirectory(_ path: String) -> Bool {
+        var isDirectory: ObjCBool = false
+        return FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) && isDirectory.boolValue
+    }
+
+    /// realpath(3) of `path`, nil when some component does not exist.
+    private static func realPath(_ path: String) -> String? {
+        guard let resolved = realpath(path, nil) else { return nil }
+        defer { free(resolved) }
+        return String(cString: resolved)
+    }
+}
+
+/// The system's text for an errno value.
+private func systemReason(_ code: Int32) -> String { String(cString: strerror(code)) }

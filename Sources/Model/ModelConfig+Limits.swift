@@ -8,15 +8,17 @@ import Tensors
 extension ModelConfig {
     /// The number of parameters a ``CausalLM`` of this configuration has; nil on overflow.
     ///
-    /// embed and head 2·V·H; per decoder block (L trunk + D MTP) attention 4·H² + SwiGLU
-    /// 3·H·I + two norms 2·H; per MTP depth the fusion eh_proj 2·H² and three norms 3·H; final norm H.
+    /// embed V·H and, untied, head V·H; per decoder block (L trunk + D MTP) attention
+    /// q, o 2·H² and k, v 2·H·(g·d) (g key/value heads of dimension d) + SwiGLU 3·H·I + two
+    /// norms 2·H; per MTP depth the fusion eh_proj 2·H² and three norms 3·H; final norm H.
     public var parameterCount: Int? {
         let h = hiddenSize, i = intermediateSize, v = vocabularySize
         let p = MemoryBudget.product
-        let block = MemoryBudget.sum([p([4, h, h]), p([3, h, i]), p([2, h])])
+        let attention = MemoryBudget.sum([p([2, h, h]), p([2, h, keyValueHeads, headDimension])])
+        let block = MemoryBudget.sum([attention, p([3, h, i]), p([2, h])])
         let blocks = MemoryBudget.sum([layers, mtpDepths])
         let depth = MemoryBudget.sum([p([2, h, h]), p([3, h])])
-        return MemoryBudget.sum([p([2, v, h]), block.flatMap { b in blocks.flatMap { p([b, $0]) } },
+        return MemoryBudget.sum([p([tieWordEmbeddings ? 1 : 2, v, h]), block.flatMap { b in blocks.flatMap { p([b, $0]) } },
                                  depth.flatMap { p([$0, mtpDepths]) }, h])
     }
 

@@ -42,7 +42,7 @@ extension Trainer {
     /// the options of the run that made it (for a Hugging Face directory: the model's
     /// configuration, no data source, and its `tokenizer.json` when present).
     ///
-    /// - Parameter url: a checkpoint file, or a directory holding `config.json`.
+    /// - Parameter url: a checkpoint file, or a Hugging Face model directory (any directory is read as one).
     /// - Returns: the model, the options, and whether `url` was a Hugging Face directory.
     /// - Throws: what ``loadModel(checkpoint:)`` or ``Model/CausalLM/load(huggingFace:depths:mtpLossScalingFactor:)`` throw.
     public static func loadModel(checkpointOrDirectory url: URL) throws

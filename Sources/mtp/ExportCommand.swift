@@ -16,16 +16,28 @@ struct ExportCommand: ParsableCommand {
         MTP depths are the layers model.layers.{L+k} in the Hugging Face DeepSeek-V3 layout (enorm, \
         hnorm, eh_proj, the block, shared_head.norm, and copies of embed_tokens and shared_head.head); \
         LlamaForCausalLM leaves them aside when it loads the directory.
+
+        Nothing is overwritten: DIR must not exist (missing parent folders are created) or be an \
+        empty directory, so it can never be the input. The files are written into a hidden \
+        folder beside DIR and renamed into place at the end; a failed export leaves nothing behind.
         """)
 
-    @Argument(help: "A checkpoint written by `mtp train` (or a Hugging Face directory to rewrite).") var checkpoint: String
-    @Option(help: "The output directory.") var hf: String
+    @Argument(help: "A checkpoint written by `mtp train` (or a Hugging Face directory to rewrite elsewhere).") var checkpoint: String
+    @Option(help: ArgumentHelp("The output directory: a new path or an empty directory.", valueName: "dir")) var hf: String
     @Option(help: "Weight dtype: f32, f16 or bf16.") var dtype = "f32"
 
     func run() throws {
         try reportingErrors {
             let types: [String: DType] = ["f32": .float32, "f16": .float16, "bf16": .bfloat16]
             guard let type = types[dtype] else { throw ValidationError("--dtype must be f32, f16 or bf16, got '\(dtype)'") }
+            guard !hf.isEmpty else { throw ValidationError("--hf must name the output directory, got ''") }
+            if sameFile(hf, checkpoint) {
+                throw ValidationError("--hf \(hf) is the input \(checkpoint) itself; the export writes a new directory")
+            }
+            // Checked before the model is loaded, and again by the export itself.
+            do { _ = try HuggingFaceDirectory.exportTarget(URL(fileURLWithPath: hf)) } catch let error as ModelError {
+                throw ValidationError("--hf \(error.message)")
+            }
             let (model, options, _) = try Trainer.loadModel(checkpointOrDirectory: URL(fileURLWithPath: checkpoint))
             // The tokenizer is read (parsed, its checksum checked) before it is copied beside the weights.
             _ = try options.loadTokenizer()

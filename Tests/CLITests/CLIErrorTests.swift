@@ -13,19 +13,6 @@ final class CLIErrorTests: XCTestCase {
         return folder.appendingPathComponent("checkpoint.safetensors")
     }()
 
-    private func assertError(_ arguments: [String], mentions text: String, within seconds: Double = 60,
-                             environment: [String: String] = [:], file: StaticString = #filePath, line: UInt = #line) throws {
-        let r = try runMTP(arguments, environment: environment, timeout: seconds)
-        let what = "mtp \(arguments.joined(separator: " "))"
-        XCTAssertFalse(r.signaled, "\(what) was killed (a trap or past \(seconds) s)\n\(r.stderr)", file: file, line: line)
-        XCTAssertEqual(r.status, 1, "\(what): \(r.stderr)", file: file, line: line)
-        XCTAssertEqual(r.stdout, "", "\(what) printed on stdout", file: file, line: line)
-        let lines = r.stderr.split(separator: "\n").filter { $0.hasPrefix("error: ") }
-        XCTAssertEqual(lines.count, 1, "\(what): one error line expected in\n\(r.stderr)", file: file, line: line)
-        XCTAssertTrue(r.stderr.contains(text), "\(what): '\(r.stderr)' does not mention '\(text)'", file: file, line: line)
-        XCTAssertFalse(r.stderr.contains("NSCocoaErrorDomain") || r.stderr.contains("UserInfo="), what, file: file, line: line)
-    }
-
     func testArgumentErrorsAreOneErrorLineWithStatus1() throws {
         try assertError(["train", "--bogus"], mentions: "error: Unknown option '--bogus'")
         try assertError(["train", "--steps", "abc"], mentions: "'abc' is invalid for '--steps")

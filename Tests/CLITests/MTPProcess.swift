@@ -1,4 +1,5 @@
-// Running the built `mtp` binary as a user would, with a deadline, for the CLI tests.
+// Running the built `mtp` binary as a user would, with a deadline, for the CLI tests, and the
+// check every refusal must pass.
 
 import Foundation
 import XCTest
@@ -83,3 +84,21 @@ func temporaryFolder(_ name: String) throws -> URL {
 /// The options of a tiny, fast training run.
 let tinyTrainFlags = ["--layers", "1", "--hidden", "8", "--heads", "2", "--intermediate", "16", "--depths", "1",
                       "--documents", "40", "--batch-size", "2", "--seq-len", "8", "--eval-every", "1000"]
+
+extension XCTestCase {
+    /// Runs `mtp arguments` (in `folder`, when given) and checks the CLI contract for a refusal: not killed (no trap, no
+    /// hang past `seconds`), status 1, nothing on stdout, one `error: …` line mentioning `text`,
+    /// and no raw Foundation error text.
+    func assertError(_ arguments: [String], mentions text: String, within seconds: Double = 60, in folder: URL? = nil,
+                     environment: [String: String] = [:], file: StaticString = #filePath, line: UInt = #line) throws {
+        let r = try runMTP(arguments, in: folder, environment: environment, timeout: seconds)
+        let what = "mtp \(arguments.joined(separator: " "))"
+        XCTAssertFalse(r.signaled, "\(what) was killed (a trap or past \(seconds) s)\n\(r.stderr)", file: file, line: line)
+        XCTAssertEqual(r.status, 1, "\(what): \(r.stderr)", file: file, line: line)
+        XCTAssertEqual(r.stdout, "", "\(what) printed on stdout", file: file, line: line)
+        let lines = r.stderr.split(separator: "\n").filter { $0.hasPrefix("error: ") }
+        XCTAssertEqual(lines.count, 1, "\(what): one error line expected in\n\(r.stderr)", file: file, line: line)
+        XCTAssertTrue(r.stderr.contains(text), "\(what): '\(r.stderr)' does not mention '\(text)'", file: file, line: line)
+        XCTAssertFalse(r.stderr.contains("NSCocoaErrorDomain") || r.stderr.contains("UserInfo="), what, file: file, line: line)
+    }
+}

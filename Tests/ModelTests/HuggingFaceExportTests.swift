@@ -1,5 +1,6 @@
 // Export to a Hugging Face directory: the DeepSeek-V3 MTP layout, `format: pt`, no
-// optimizer state, dtype conversion, and a round trip back through the importer.
+// optimizer state, dtype conversion, a round trip back through the importer, and an
+// output that never overwrites anything and is complete or absent.
 
 import Foundation
 import Model
@@ -81,5 +82,71 @@ final class HuggingFaceExportTests: XCTestCase {
         XCTAssertEqual(try Data(contentsOf: dir.appendingPathComponent("tokenizer.json")), try Data(contentsOf: tokenizer))
         let generation = try JSONSerialization.jsonObject(with: Data(contentsOf: dir.appendingPathComponent("generation_config.json")))
         XCTAssertEqual((generation as? [String: Any])?["eos_token_id"] as? Int, 0)
+    }
+
+    /// The bytes of every file under `directory`, by relative path.
+    private func contents(of directory: URL) throws -> [String: Data] {
+        var out: [String: Data] = [:]
+        for name in try FileManager.default.subpathsOfDirectory(atPath: directory.path) {
+            let url = directory.appendingPathComponent(name)
+            var isDirectory: ObjCBool = false
+            if FileManager.default.fileExists(atPath: url.path, isDirectory: &isDirectory), !isDirectory.boolValue {
+                out[name] = try Data(contentsOf: url)
+            }
+        }
+        return out
+    }
+
+    func testExportOverwritesNothing() throws {
+        let model = try CausalLM(config: config, seed: 2)
+        let root = try temporaryDirectory(self)
+        // A directory holding anything, a file, and a dangling symbolic link are refused, untouched.
+        let full = root.appendingPathComponent("run1")
+        try FileManager.default.createDirectory(at: full, withIntermediateDirectories: false)
+        try Data("keep".utf8).write(to: full.appendingPathComponent("config.json"))
+        let file = root.appendingPathComponent("notes.txt")
+        try Data("keep".utf8).write(to: file)
+        let dangling = root.appendingPathComponent("dangling")
+        try FileManager.default.createSymbolicLink(atPath: dangling.path, withDestinationPath: "nowhere")
+        let before = try contents(of: root)
+        for target in [full, file, dangling] {
+            XCTAssertThrowsError(try model.exportHuggingFace(to: target)) {
+                XCTAssertTrue("\($0)".contains("\(target.path) exists and is not an empty directory"), "\($0)")
+            }
+        }
+        XCTAssertEqual(try contents(of: root), before)
+        XCTAssertEqual(try FileManager.default.destinationOfSymbolicLink(atPath: dangling.path), "nowhere")
+
+        // A Hugging Face directory exported onto itself, however its path is spelt, is refused.
+        let input = root.appendingPathComponent("in")
+        try model.exportHuggingFace(to: input)
+        let link = root.appendingPathComponent("link")
+        try FileManager.default.createSymbolicLink(atPath: link.path, withDestinationPath: "in")
+        let exported = try contents(of: input)
+        let loaded = try CausalLM.load(huggingFace: input)
+        for spelling in [input.path, link.path, input.path + "/", root.path + "/./in/../in", link.path + "/."] {
+            XCTAssertThrowsError(try loaded.exportHuggingFace(to: URL(fileURLWithPath: spelling),
+                                                              options: HuggingFaceExportOptions(dtype: .bfloat16)), spelling)
+        }
+        XCTAssertEqual(try contents(of: input), exported)
+
+        // An empty directory is filled.
+        let empty = root.appendingPathComponent("empty")
+        try FileManager.default.createDirectory(at: empty, withIntermediateDirectories: false)
+        XCTAssertEqual(try model.exportHuggingFace(to: empty).count, 3)
+        XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: empty.path).sorted(),
+                       ["config.json", "generation_config.json", "model.safetensors"])
+    }
+
+    func testAFailedExportLeavesNothingBehind() throws {
+        let model = try CausalLM(config: config, seed: 4)
+        let root = try temporaryDirectory(self)
+        let missing = root.appendingPathComponent("no-such-tokenizer.json")
+        for target in [root.appendingPathComponent("hf"), root.appendingPathComponent("new/deeper/hf")] {
+            XCTAssertThrowsError(try model.exportHuggingFace(to: target, options: HuggingFaceExportOptions(tokenizer: missing))) {
+                XCTAssertTrue("\($0)".contains(missing.path), "\($0)")
+            }
+            XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: root.path), [], target.path)
+        }
     }
 }

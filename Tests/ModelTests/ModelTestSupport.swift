@@ -1,8 +1,10 @@
-// Helpers of the Model tests: int tensors, the logits of a model, temporary directories.
+// Helpers of the Model tests: int tensors, the logits of a model, temporary directories,
+// editable copies of the Hugging Face fixtures.
 
 import Foundation
 import Model
 import Tensors
+import TestSupport
 import XCTest
 
 /// An int64 tensor of the given values and shape.
@@ -29,4 +31,17 @@ func temporaryDirectory(_ test: XCTestCase) throws -> URL {
 func largestDifference(_ a: [Float], _ b: [Float]) -> Float {
     precondition(a.count == b.count, "\(a.count) vs \(b.count) values")
     return zip(a, b).map { abs($0 - $1) }.max() ?? 0
+}
+
+/// A copy of the Hugging Face fixture directory `name` in a fresh temporary directory
+/// (removed when the test ends), with `edit` applied to the fields of its `config.json`.
+func huggingFaceCopy(_ test: XCTestCase, of name: String,
+                     config edit: (inout [String: Any]) -> Void = { _ in }) throws -> URL {
+    let url = try temporaryDirectory(test).appendingPathComponent(name)
+    try FileManager.default.copyItem(at: fixtureURL("hf/\(name)"), to: url)
+    let configURL = url.appendingPathComponent("config.json")
+    var fields = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(contentsOf: configURL)) as? [String: Any])
+    edit(&fields)
+    try JSONSerialization.data(withJSONObject: fields, options: [.sortedKeys]).write(to: configURL)
+    return url
 }
