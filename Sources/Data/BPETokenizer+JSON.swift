@@ -17,6 +17,7 @@
 //   decoder        ByteLevel (or null)
 
 import Foundation
+import Tensors
 
 extension BPETokenizer {
     /// GPT-2's pre-tokenizer pattern, used by a ByteLevel pre-tokenizer with `use_regex`.
@@ -32,7 +33,7 @@ extension BPETokenizer {
         do {
             data = try Data(contentsOf: url)
         } catch {
-            throw DataError.unreadableFile("\(url.path): \(error.localizedDescription)")
+            throw DataError.unreadableFile("\(url.path): \(FileErrorReason.describe(error, path: url.path))")
         }
         try self.init(json: data, source: url.path)
     }

@@ -35,7 +35,7 @@ public struct TrainingDataRecord: Codable, Equatable, Sendable {
         do {
             data = try Data(contentsOf: url, options: .alwaysMapped)
         } catch {
-            throw TrainingError("\(url.path): cannot read the data file (\(error.localizedDescription))")
+            throw TrainingError("\(url.path): cannot read the data file (\(FileErrorReason.describe(error, path: url.path)))")
         }
         var c = ContentChecksum()
         data.withUnsafeBytes { c.add($0) }

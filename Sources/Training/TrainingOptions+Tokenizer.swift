@@ -52,7 +52,7 @@ extension TrainingOptions {
         do {
             return try Data(contentsOf: url)
         } catch {
-            throw DataError.unreadableFile("\(url.path): \(error.localizedDescription)")
+            throw DataError.unreadableFile("\(url.path): \(FileErrorReason.describe(error, path: url.path))")
         }
     }
 

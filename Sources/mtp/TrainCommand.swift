@@ -91,6 +91,10 @@ struct TrainCommand: ParsableCommand {
     func run() throws {
         guard ProcessGroup.isDistributed else {
             return try reportingErrors {
+                for (flag, n) in [("data-parallel", dataParallel), ("tensor-parallel", tensorParallel),
+                                  ("context-parallel", contextParallel)] where (n ?? 1) < 1 {
+                    throw ValidationError("--\(flag) must be at least 1, got \(n!)")
+                }
                 if let d = dataParallel, d != 1 {
                     throw ValidationError("--data-parallel \(d) needs an MPI job with D × P ranks, e.g. mpirun -np \(d) mtp train --data-parallel \(d)")
                 }
@@ -353,7 +357,11 @@ struct TrainCommand: ParsableCommand {
         }
         let partition: PipelinePartition
         if let stageLayers {
-            let counts = stageLayers.split(separator: ",").map { Int($0.trimmingCharacters(in: .whitespaces)) }
+            let fields = stageLayers.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }
+            let counts = fields.map { Int($0) }
+            if let bad = fields.first(where: { Int($0) == nil && !$0.isEmpty && $0.allSatisfy(\.isNumber) }) {
+                throw ValidationError("--stage-layers: block count \(bad) is too large")
+            }
             guard counts.allSatisfy({ $0 != nil }), counts.count == p else {
                 throw ValidationError("--stage-layers must list \(p) block counts separated by commas, got '\(stageLayers)'")
             }
@@ -444,6 +452,9 @@ struct TrainCommand: ParsableCommand {
             throw ValidationError("--documents applies to the built-in corpus only, not to --data or --tokens")
         }
         if allowDataChange && resume == nil { throw ValidationError("--allow-data-change needs --resume") }
+        if resume != nil && tokenizer != nil {
+            throw ValidationError("--tokenizer cannot be combined with --resume: the run keeps the tokenizer its checkpoint records")
+        }
         if resume != nil && (initFrom != nil || freezeTrunk) {
             throw ValidationError("\(initFrom != nil ? "--init-from" : "--freeze-trunk") cannot be combined with --resume: the checkpoint holds the model and how it trains")
         }
@@ -554,7 +565,7 @@ struct TrainCommand: ParsableCommand {
         do {
             try Data(bytes).write(to: url, options: .withoutOverwriting)
         } catch {
-            throw ValidationError("--write-held-out \(path): cannot write it (\(error.localizedDescription))")
+            throw ValidationError("--write-held-out \(path): cannot write it (\(FileErrorReason.describe(error, path: path)))")
         }
     }
 

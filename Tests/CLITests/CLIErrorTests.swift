@@ -221,12 +221,20 @@ final class CLIErrorTests: XCTestCase {
         try assertError(["train", "--resume", checkpoint, "--documents", "5"], mentions: "--documents applies to the built-in corpus only")
     }
 
+    func testLayoutFlagsNameTheirValue() throws {
+        try assertError(["train", "--data-parallel", "-1"], mentions: "--data-parallel must be at least 1, got -1")
+        try assertError(["train", "--context-parallel=-2"], mentions: "--context-parallel must be at least 1, got -2")
+        try assertError(["train", "--pipeline-stages", "2", "--stage-layers", "99999999999999999999,1"],
+                        mentions: "block count 99999999999999999999 is too large")
+    }
+
     func testResumeRefusesFlagsItWouldIgnore() throws {
         let run = try temporaryFolder("resume-flags")
         defer { try? FileManager.default.removeItem(at: run) }
         XCTAssertEqual(try runMTP(["train"] + tinyTrainFlags + ["--steps", "4", "--stop-at", "2", "--out", run.path]).status, 0)
         let checkpoint = run.appendingPathComponent("checkpoint.safetensors").path
         try assertError(["train", "--resume", checkpoint, "--freeze-trunk"], mentions: "--freeze-trunk cannot be combined with --resume")
+        try assertError(["train", "--resume", checkpoint, "--tokenizer", checkpoint], mentions: "--tokenizer cannot be combined with --resume")
         try assertError(["train", "--resume", checkpoint, "--init-from", run.path], mentions: "--init-from cannot be combined with --resume")
         try assertError(["train", "--resume", checkpoint, "--stop-at", "2"], mentions: "--stop-at 2 is not after the checkpoint's step 2")
     }
