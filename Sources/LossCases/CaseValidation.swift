@@ -37,20 +37,6 @@ extension LossCase {
                 throw MTPError.invalidArgument("metadata \(key)='\(s)' must be a finite number >= 0")
             }
         }
-        // Every option given is checked, whether or not this case's loss kind reads it.
-        for key in Self.integerKeys {
-            guard let s = metadata[key] else { continue }
-            guard Int(s.trimmingCharacters(in: .whitespaces)) != nil else {
-                throw MTPError.invalidArgument("metadata \(key)='\(s)' is not an integer")
-            }
-        }
-        for key in Self.booleanKeys {
-            guard let s = metadata[key] else { continue }
-            guard ["true", "false", "1", "0"].contains(s.lowercased()) else {
-                throw MTPError.invalidArgument("metadata \(key)='\(s)' is not a boolean (true or false)")
-            }
-        }
-        try checkMisspeltKeys()
         if let s = metadata["num_label_tokens"], let v = Int(s.trimmingCharacters(in: .whitespaces)), v < 0 {
             throw MTPError.invalidArgument("metadata num_label_tokens=\(v) must be >= 0 (a count of label tokens)")
         }
@@ -63,14 +49,27 @@ extension LossCase {
         try checkMemory()
     }
 
-    /// Other metadata keys (descriptions, provenance) are ignored, except one within two
-    /// edits of an option's name: `reducton` is a misspelt `reduction`, not a description.
-    private func checkMisspeltKeys() throws {
+    /// What looks like a mistake but is not an error, one line each: a metadata key within
+    /// two edits of an option's name (`reducton`), and an option value that does not parse
+    /// (an integer, a boolean) where this case's loss kind never reads it. The SPEC makes
+    /// every metadata key optional and says nothing of others (case generators add
+    /// descriptions, provenance, …), so these never stop an evaluation; `mtp loss` prints
+    /// them on stderr.
+    public func warnings() -> [String] {
+        var out: [String] = []
+        let options = Self.optionKeys.sorted()
         for key in metadata.keys.sorted() where !Self.optionKeys.contains(key) {
-            if let option = Self.optionKeys.sorted().first(where: { Self.editDistance(key, $0, atMost: 2) <= 2 }) {
-                throw MTPError.invalidArgument("unknown metadata key '\(key)' (did you mean '\(option)'?)")
+            if let option = options.first(where: { Self.editDistance(key, $0, atMost: 2) <= 2 }) {
+                out.append("metadata key '\(key)' is not an option and is ignored (did you mean '\(option)'?)")
             }
         }
+        for key in Self.integerKeys where metadata[key].map({ Int($0.trimmingCharacters(in: .whitespaces)) == nil }) ?? false {
+            out.append("metadata \(key)='\(metadata[key]!)' is not an integer (this case does not read it)")
+        }
+        for key in Self.booleanKeys where metadata[key].map({ !["true", "false", "1", "0"].contains($0.lowercased()) }) ?? false {
+            out.append("metadata \(key)='\(metadata[key]!)' is not a boolean (this case does not read it)")
+        }
+        return out
     }
 
     /// The Levenshtein distance between `a` and `b`, or `limit + 1` once it exceeds `limit`.

@@ -29,6 +29,34 @@ extension TrainingOptions {
         return parsed
     }
 
+    /// Records the `tokenizer.json` at `path` as the run's (absolute path and checksum)
+    /// without parsing it as a tokenizer this package encodes with: a pretrained directory's
+    /// file may be of a kind only its own library reads (WordPiece, Unigram, SentencePiece
+    /// BPE), and a run on token files or the built-in corpus never encodes text. The file
+    /// must still be a JSON object.
+    ///
+    /// - Throws: ``Data/DataError`` when the file cannot be read or is not a JSON object.
+    public mutating func recordTokenizerFile(at path: String) throws {
+        let url = URL(fileURLWithPath: path).standardizedFileURL
+        let data = try Self.tokenizerBytes(url)
+        try Self.checkJSONObject(data, path: url.path)
+        tokenizer = url.path
+        tokenizerChecksum = Self.checksum(data)
+    }
+
+    /// The run's tokenizer file as recorded: read, its checksum checked when one was
+    /// recorded, and checked to be a JSON object, but not parsed (for copying it, as
+    /// `mtp export` does); nil when the run has none.
+    ///
+    /// - Throws: as ``loadTokenizer()``, without its parsing and vocabulary checks.
+    public func tokenizerFileBytes() throws -> Data? {
+        guard let tokenizer else { return nil }
+        let data = try Self.tokenizerBytes(URL(fileURLWithPath: tokenizer))
+        try checkRecordedChecksum(of: data)
+        try Self.checkJSONObject(data, path: tokenizer)
+        return data
+    }
+
     /// The run's tokenizer (``tokenizer``), read; nil when the run has none.
     ///
     /// - Throws: ``Data/DataError`` for an unreadable or invalid file; ``TrainingError`` when
@@ -37,15 +65,25 @@ extension TrainingOptions {
     public func loadTokenizer() throws -> BPETokenizer? {
         guard let tokenizer else { return nil }
         let data = try Self.tokenizerBytes(URL(fileURLWithPath: tokenizer))
-        if let recorded = tokenizerChecksum, Self.checksum(data) != recorded {
-            throw TrainingError("tokenizer \(tokenizer) changed since training (checksum \(Self.checksum(data)), recorded "
-                + "\(recorded)); restore the file the run was trained with")
-        }
+        try checkRecordedChecksum(of: data)
         let t = try BPETokenizer(json: data, source: tokenizer)
         guard t.vocabularySize <= model.vocabularySize else {
             throw TrainingError("tokenizer \(tokenizer) has \(t.vocabularySize) ids, more than the model's vocabulary of \(model.vocabularySize)")
         }
         return t
+    }
+
+    private func checkRecordedChecksum(of data: Data) throws {
+        if let tokenizer, let recorded = tokenizerChecksum, Self.checksum(data) != recorded {
+            throw TrainingError("tokenizer \(tokenizer) changed since training (checksum \(Self.checksum(data)), recorded "
+                + "\(recorded)); restore the file the run was trained with")
+        }
+    }
+
+    private static func checkJSONObject(_ data: Data, path: String) throws {
+        guard (try? JSONSerialization.jsonObject(with: data)) is [String: Any] else {
+            throw DataError.malformedFile("\(path) is not a JSON object (a Hugging Face tokenizer.json)")
+        }
     }
 
     private static func tokenizerBytes(_ url: URL) throws -> Data {

@@ -39,8 +39,9 @@ struct ExportCommand: ParsableCommand {
                 throw ValidationError("--hf \(error.message)")
             }
             let (model, options, _) = try Trainer.loadModel(checkpointOrDirectory: URL(fileURLWithPath: checkpoint))
-            // The tokenizer is read (parsed, its checksum checked) before it is copied beside the weights.
-            _ = try options.loadTokenizer()
+            // The tokenizer is read (its checksum checked, a JSON object) before it is copied beside the
+            // weights; it is not parsed: a pretrained model's own tokenizer may be of a kind only its library reads.
+            _ = try options.tokenizerFileBytes()
             let tokenizer = options.tokenizer.map { URL(fileURLWithPath: $0) }
             let files = try model.exportHuggingFace(to: URL(fileURLWithPath: hf),
                                                     options: HuggingFaceExportOptions(dtype: type, tokenizer: tokenizer))

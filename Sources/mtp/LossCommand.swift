@@ -33,7 +33,10 @@ struct LossCommand: ParsableCommand {
             if let grads, sameFile(grads, caseFile) {
                 throw ValidationError("--grads \(grads) is the case file itself; writing the gradients would overwrite the input")
             }
-            let result = try LossCase(contentsOf: URL(fileURLWithPath: caseFile)).evaluate()
+            let lossCase = try LossCase(contentsOf: URL(fileURLWithPath: caseFile))
+            let result = try lossCase.evaluate()
+            // Printed only after a successful evaluation: an error stays the one stderr line.
+            for warning in lossCase.warnings() { FileHandle.standardError.write(Data("warning: \(printable(warning))\n".utf8)) }
             if let grads {
                 var named: [String: Tensor] = [:]
                 for (name, g) in result.gradients { named["grad.\(name)"] = g }

@@ -133,7 +133,7 @@ struct TrainCommand: ParsableCommand {
         if let resume {
             // The whole checkpoint is checked (checksum, metadata, shapes) before anything is built from it.
             let recorded = try Trainer.readCheckpoint(URL(fileURLWithPath: resume))
-            if documents != nil, recorded.options.dataSource != .builtIn {
+            if documents != nil, let source = recorded.options.dataSource, source != .builtIn {
                 throw ValidationError("--documents applies to the built-in corpus only; \(resume) was trained on a data file")
             }
             if let stopAt, stopAt <= recorded.step {
@@ -154,12 +154,11 @@ struct TrainCommand: ParsableCommand {
             options = loaded.options
             pretrained = loaded.model
             apply(&options)
-            // The directory's (or --tokenizer's) file is read now, before anything is recorded or trained.
+            // The directory's (or --tokenizer's) file is read now, before anything is recorded or trained:
+            // parsed when it will encode --data (loadData checks its vocabulary), else recorded as it is
+            // (a pretrained model's own tokenizer may be of a kind only its library reads).
             if let path = options.tokenizer {
-                let t = try options.recordTokenizer(at: path)
-                guard t.vocabularySize <= options.model.vocabularySize else {
-                    throw ValidationError("tokenizer \(path) has \(t.vocabularySize) ids, more than the model's vocabulary of \(options.model.vocabularySize)")
-                }
+                if data != nil { try options.recordTokenizer(at: path) } else { try options.recordTokenizerFile(at: path) }
             }
         } else {
             guard !freezeTrunk else { throw ValidationError("--freeze-trunk needs --init-from DIR") }
@@ -359,7 +358,7 @@ struct TrainCommand: ParsableCommand {
         if let stageLayers {
             let fields = stageLayers.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }
             let counts = fields.map { Int($0) }
-            if let bad = fields.first(where: { Int($0) == nil && !$0.isEmpty && $0.allSatisfy(\.isNumber) }) {
+            if let bad = fields.first(where: { Int($0) == nil && !$0.isEmpty && $0.allSatisfy({ $0.isASCII && $0.isNumber }) }) {
                 throw ValidationError("--stage-layers: block count \(bad) is too large")
             }
             guard counts.allSatisfy({ $0 != nil }), counts.count == p else {

@@ -81,6 +81,26 @@ final class TokenizerCLITests: XCTestCase {
         XCTAssertEqual(try Data(contentsOf: tokenizer), Data("{bad".utf8))
     }
 
+    func testAPretrainedTokenizerOfAnotherKindIsKeptWhenNothingIsEncoded() throws {
+        // A WordPiece tokenizer.json: valid for its own library, not one this package encodes with.
+        let directory = try temporaryFolder("tokenizer-wordpiece")
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let model = fixtures.appendingPathComponent("hf/tiny_llama_gqa_tied")
+        for name in ["config.json", "generation_config.json", "model.safetensors"] {
+            try FileManager.default.copyItem(at: model.appendingPathComponent(name), to: directory.appendingPathComponent(name))
+        }
+        let wordPiece = Data(#"{"version":"1.0","model":{"type":"WordPiece","unk_token":"[UNK]","vocab":{"[UNK]":0,"a":1}}}"#.utf8)
+        try wordPiece.write(to: directory.appendingPathComponent("tokenizer.json"))
+        let run = directory.appendingPathComponent("run")
+        let train = try runMTP(["train", "--init-from", directory.path, "--out", run.path, "--documents", "40",
+                                "--batch-size", "2", "--seq-len", "8", "--eval-every", "1000", "--steps", "1"])
+        XCTAssertEqual(train.status, 0, "the built-in corpus never encodes text: \(train.stderr)")
+        let out = directory.appendingPathComponent("hf")
+        let export = try runMTP(["export", directory.path, "--hf", out.path])
+        XCTAssertEqual(export.status, 0, export.stderr)
+        XCTAssertEqual(try Data(contentsOf: out.appendingPathComponent("tokenizer.json")), wordPiece, "copied as it is")
+    }
+
     func testABacktrackingSplitPatternIsAnErrorNotAHang() throws {
         let folder = try trainingFolder()
         defer { try? FileManager.default.removeItem(at: folder) }

@@ -21,8 +21,8 @@ for loss in fused masked chunked; do
   $mtp bench loss --loss "$loss" --json > "$out/loss-$loss.log" 2>&1; echo "loss $loss: $(tail -1 "$out/loss-$loss.log")"
 done
 [ $have_torch = 1 ] && { python3 scripts/bench/torch_mtp_loss.py > "$out/torch-loss.log" 2>&1; echo "torch loss: $(tail -1 "$out/torch-loss.log")"; }
-$mtp train --out "$out/run" --json > "$out/train.log" 2>&1; echo "train: $(tail -1 "$out/train.log")"
-$mtp train --steps 100 --eval-every 1000 --out "$out/run-throughput" --json > "$out/train-100.log" 2>&1
+$mtp train --out "$out/run" --overwrite --json > "$out/train.log" 2>&1; echo "train: $(tail -1 "$out/train.log")"
+$mtp train --steps 100 --eval-every 1000 --out "$out/run-throughput" --overwrite --json > "$out/train-100.log" 2>&1
 echo "swift train 100 steps: $(tail -1 "$out/train-100.log")"
 [ $have_torch = 1 ] && { python3 scripts/bench/torch_train.py --steps 100 > "$out/torch-train.log" 2>&1; echo "torch train: $(tail -1 "$out/torch-train.log")"; }
 for size in small medium large; do  # the training step at three sizes, both implementations, alternating
