@@ -130,7 +130,7 @@ public enum CheckpointFile {
         }
     }
 
-    private static func systemError(_ what: String) -> TrainingError {
+    static func systemError(_ what: String) -> TrainingError {
         TrainingError("\(what): \(String(cString: strerror(errno)))")
     }
 }

@@ -43,7 +43,7 @@ struct BenchGenerateCommand: ParsableCommand {
     }
 
     private func bench() throws {
-        let (model, options, _, prior) = try GenerationSetup.load(decoding.checkpoint)
+        let (model, options, _, prior) = try GenerationSetup.load(decoding.checkpointPath)
         try SizeLimits.checkDecoding(maxTokens: decoding.maxTokens, promptLength: promptLength, model: options.model)
         let generator = Generator(model: model)
         let d = generator.maximumDraftDepths

@@ -48,7 +48,7 @@ struct GenerateCommand: ParsableCommand {
     }
 
     private func generate() throws {
-        var (model, options, isHuggingFace, prior) = try GenerationSetup.load(decoding.checkpoint)
+        var (model, options, isHuggingFace, prior) = try GenerationSetup.load(decoding.checkpointPath)
         if isHuggingFace && prompt == nil && promptTokens == nil {
             throw ValidationError("a Hugging Face directory has no built-in corpus to take a prompt from; give --prompt or --prompt-tokens")
         }

@@ -62,7 +62,7 @@ struct TrainCommand: ParsableCommand {
     var initFrom: String?
     @Flag(help: "With --init-from: train the MTP depths only (the trunk, embedding and head stay as loaded).")
     var freezeTrunk = false
-    @Option(help: "Output folder for the checkpoint and plot (default runs/default; with --resume, the checkpoint's folder).")
+    @Option(help: "Output folder for the checkpoint and plot (default runs/default, or runs/default-N when that holds a run; with --resume, the checkpoint's folder). A folder that holds a run is refused without --overwrite.")
     var out: String?
     @Option(help: "Continue the run a checkpoint recorded (bit-exact); only --steps, --eval-every, --save-every, --stop-at, --out, --recompute and the layout may change.")
     var resume: String?
@@ -185,7 +185,8 @@ struct TrainCommand: ParsableCommand {
                 + "\(options.model.mtpDepths) MTP depths and the LM head")
             return
         }
-        let out = try outputFolder()
+        let isWriter = grid?.world.rank ?? 0 == 0
+        let chosen = try outputFolder(isWriter: isWriter)
         let data = try loadData(options: &options)
         let trainer = try Trainer(options: options, train: data.train, heldOut: data.heldOut, model: pretrained)
         let pipeline = try plan.map { p -> CausalLMPipeline? in
@@ -195,6 +196,9 @@ struct TrainCommand: ParsableCommand {
         } ?? nil
         if let pipeline { BLAS.shareThreads(among: pipeline.schedule.stages) }
         if let resume { try trainer.loadCheckpoint(from: URL(fileURLWithPath: resume)) }
+        // The folder is claimed last, just before the run, by the process that writes it.
+        let (out, folderLock) = isWriter ? try claimOutputFolder(chosen) : (chosen ?? "runs/default", nil)
+        defer { folderLock?.release() }
         var training = TrainingRun(trainer: trainer, outputFolder: URL(fileURLWithPath: out), floors: data.floors, stopAt: stopAt)
         training.saveEvery = saveEvery
         let stop = StopRequest()
@@ -212,7 +216,6 @@ struct TrainCommand: ParsableCommand {
             training.accumulate = { try d.accumulate($0) }
             driver = d
         }
-        let isWriter = grid?.world.rank ?? 0 == 0
         stop.handleTerminationSignals { signal in
             guard isWriter else { return }
             FileHandle.standardError.write(Data("\n\(signal == SIGINT ? "SIGINT" : "SIGTERM"): finishing this step, then saving a checkpoint (send it again to quit at once)\n".utf8))
@@ -405,40 +408,61 @@ struct TrainCommand: ParsableCommand {
     }
 
     /// Flags that mean nothing together are refused, not ignored.
-    /// The run's folder: --out; else the resumed checkpoint's folder; else runs/default, or
-    /// the first free runs/default-N when that already holds a run, so that running
-    /// `mtp train` twice never replaces the first run. A named --out that holds another
-    /// run's checkpoint is refused unless --overwrite (as Hugging Face's Trainer refuses a
-    /// non-empty output_dir without overwrite_output_dir).
-    private func outputFolder() throws -> String {
-        let fm = FileManager.default
-        func checkpoint(in folder: String) -> String { URL(fileURLWithPath: folder).appendingPathComponent(TrainingRun.checkpointName).path }
-        func holdsRun(_ folder: String) -> Bool {
-            var status = stat()
-            return lstat(checkpoint(in: folder), &status) == 0
+    /// The run's folder as asked for, checked before any work: --out, else the resumed
+    /// checkpoint's folder; nil for the default, chosen when it is claimed. A named --out
+    /// that holds another run's checkpoint is refused unless --overwrite (as Hugging Face's
+    /// Trainer refuses a non-empty output_dir without overwrite_output_dir), and so is one
+    /// that a running `mtp train` holds.
+    private func outputFolder(isWriter: Bool) throws -> String? {
+        guard let out else { return resume.map { URL(fileURLWithPath: $0).deletingLastPathComponent().path } }
+        guard isWriter else { return out }
+        let continuing = resume.map { sameFile($0, Self.checkpoint(in: out)) } ?? false
+        if Self.holdsRun(out) && !overwrite && !continuing {
+            throw ValidationError("--out \(out) already holds a run (\(Self.checkpoint(in: out))); continue it with --resume "
+                + "\(Self.checkpoint(in: out)), replace it with --overwrite, or name another folder")
         }
-        if let out {
-            let continuing = resume.map { sameFile($0, checkpoint(in: out)) } ?? false
-            if holdsRun(out) && !overwrite && !continuing {
-                throw ValidationError("--out \(out) already holds a run (\(checkpoint(in: out))); continue it with --resume "
-                    + "\(checkpoint(in: out)), replace it with --overwrite, or name another folder")
+        if RunFolderLock.isHeld(URL(fileURLWithPath: out)) { throw Self.inUse(out) }
+        var isFolder: ObjCBool = false
+        for name in [TrainingRun.checkpointName, TrainingRun.plotName] {
+            let path = URL(fileURLWithPath: out).appendingPathComponent(name).path
+            if FileManager.default.fileExists(atPath: path, isDirectory: &isFolder), isFolder.boolValue {
+                throw ValidationError("--out \(out): \(path) is a folder; the run writes a file there")
             }
-            var isFolder: ObjCBool = false
-            for name in [TrainingRun.checkpointName, TrainingRun.plotName] {
-                let path = URL(fileURLWithPath: out).appendingPathComponent(name).path
-                if fm.fileExists(atPath: path, isDirectory: &isFolder), isFolder.boolValue {
-                    throw ValidationError("--out \(out): \(path) is a folder; the run writes a file there")
-                }
-            }
-            return out
         }
-        if let resume { return URL(fileURLWithPath: resume).deletingLastPathComponent().path }
-        var folder = "runs/default", n = 2
-        while holdsRun(folder) && !overwrite {
-            folder = "runs/default-\(n)"
+        return out
+    }
+
+    /// Claims the run's folder for this process (``RunFolderLock``): `chosen`, or without
+    /// one runs/default, else the first runs/default-N that holds no run and that no running
+    /// `mtp train` holds, so that running `mtp train` twice, even at once, never replaces a run.
+    private func claimOutputFolder(_ chosen: String?) throws -> (String, RunFolderLock?) {
+        if let chosen {
+            guard let lock = try RunFolderLock.claim(URL(fileURLWithPath: chosen)) else { throw Self.inUse(chosen) }
+            return (chosen, lock)
+        }
+        var n = 1
+        while true {
+            let folder = n == 1 ? "runs/default" : "runs/default-\(n)"
             n += 1
+            var isFolder: ObjCBool = false
+            if FileManager.default.fileExists(atPath: folder, isDirectory: &isFolder), !isFolder.boolValue { continue }
+            if Self.holdsRun(folder) && !overwrite { continue }
+            if let lock = try RunFolderLock.claim(URL(fileURLWithPath: folder)) { return (folder, lock) }
         }
-        return folder
+    }
+
+    private static func checkpoint(in folder: String) -> String {
+        URL(fileURLWithPath: folder).appendingPathComponent(TrainingRun.checkpointName).path
+    }
+
+    private static func holdsRun(_ folder: String) -> Bool {
+        var status = stat()
+        return lstat(checkpoint(in: folder), &status) == 0
+    }
+
+    private static func inUse(_ folder: String) -> ValidationError {
+        ValidationError("the run folder \(folder) is in use by an mtp train running now (it holds \(folder)/\(RunFolderLock.fileName)); "
+            + "wait for it or name another folder")
     }
 
     private func checkFlagCombinations() throws {

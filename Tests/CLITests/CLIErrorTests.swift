@@ -203,6 +203,35 @@ final class CLIErrorTests: XCTestCase {
         try assertError(["train"] + tinyTrainFlags + ["--out", ""], mentions: "--out needs a folder path", within: 20)
     }
 
+    func testTwoRunsAtOnceNeverShareAFolder() throws {
+        let cwd = try temporaryFolder("concurrent-runs")
+        defer { try? FileManager.default.removeItem(at: cwd) }
+        // A long run without --out, its first checkpoint far away: it holds runs/default.
+        let long = try MTPProcess(["train"] + tinyTrainFlags + ["--steps", "100000", "--save-every", "0"], in: cwd)
+        defer { long.send(SIGKILL); _ = long.finish(timeout: 30) }
+        let lock = cwd.appendingPathComponent("runs/default/.mtp-train.lock").path
+        let deadline = Date().addingTimeInterval(60)
+        func held() -> Bool {
+            let fd = open(lock, O_RDONLY)
+            guard fd >= 0 else { return false }
+            defer { close(fd) }
+            if flock(fd, LOCK_SH | LOCK_NB) == 0 { flock(fd, LOCK_UN); return false }
+            return true
+        }
+        while !held() && Date() < deadline { usleep(100_000) }
+        XCTAssertTrue(held(), "the long run never claimed runs/default")
+        let second = try runMTP(["train"] + tinyTrainFlags + ["--steps", "1"], in: cwd)
+        XCTAssertEqual(second.status, 0, second.stderr)
+        XCTAssertTrue(second.stdout.contains("runs/default-2/checkpoint.safetensors"), second.stdout)
+        try assertError(["train"] + tinyTrainFlags + ["--steps", "1", "--out", cwd.appendingPathComponent("runs/default").path],
+                        mentions: "is in use by an mtp train running now")
+        // generate without --checkpoint takes the newest run, and says which.
+        let generated = try runMTP(["generate", "--max-tokens", "2", "--documents", "40"], in: cwd)
+        XCTAssertEqual(generated.status, 0, generated.stderr)
+        XCTAssertTrue(generated.stderr.contains("checkpoint: runs/default-2/checkpoint.safetensors (the newest run under runs/)"),
+                      generated.stderr)
+    }
+
     func testARunOnARelativeDataPathResumesFromAnyFolder() throws {
         let home = try temporaryFolder("relative-data")
         let elsewhere = try temporaryFolder("relative-data-cwd")
