@@ -77,21 +77,13 @@ extension CausalLM {
             files.append((HuggingFaceDirectory.tokenizerFile, data))
         }
         let target = try HuggingFaceDirectory.exportTarget(directory)
-        let created = try HuggingFaceDirectory.makeParents(of: target)
-        let staging = target.deletingLastPathComponent().appendingPathComponent(".\(target.lastPathComponent).partial-\(getpid())")
-        do {
-            if FileManager.default.fileExists(atPath: staging.path) { try FileManager.default.removeItem(at: staging) }
-            try FileManager.default.createDirectory(at: staging, withIntermediateDirectories: false)
-            for file in files { try file.data.write(to: staging.appendingPathComponent(file.name)) }
-            try SafeTensors.write(tensors, metadata: ["format": "pt"], to: staging.appendingPathComponent(HuggingFaceDirectory.weightsFile))
-            // rename(2) replaces an empty directory and nothing else, so the check above cannot be raced into an overwrite.
-            guard rename(staging.path, target.path) == 0 else {
-                throw ModelError("cannot move the export into \(target.path): \(systemReason(errno))")
-            }
-        } catch {
-            try? FileManager.default.removeItem(at: staging)
-            if let created { try? FileManager.default.removeItem(at: created) }
-            throw error
+        var isFolder: ObjCBool = false
+        if FileManager.default.fileExists(atPath: target.path, isDirectory: &isFolder), isFolder.boolValue {
+            // An existing empty directory (a mount point, or one in a folder we may not write):
+            // staged inside it, then each file linked into place.
+            try HuggingFaceDirectory.exportInto(target, files: files, tensors: tensors)
+        } else {
+            try HuggingFaceDirectory.exportAsNewDirectory(target, files: files, tensors: tensors)
         }
         let written = [HuggingFaceDirectory.configFile, "generation_config.json", HuggingFaceDirectory.weightsFile]
             + (options.tokenizer == nil ? [] : [HuggingFaceDirectory.tokenizerFile])
@@ -100,6 +92,58 @@ extension CausalLM {
 }
 
 extension HuggingFaceDirectory {
+    /// Tests set this to fail an export after its files are staged (fault injection for the
+    /// clean-up paths); nothing else sets it.
+    nonisolated(unsafe) static var failAfterStaging = false
+
+    private static func stage(_ files: [(name: String, data: Data)], _ tensors: [String: Tensor], in staging: URL) throws {
+        if FileManager.default.fileExists(atPath: staging.path) { try FileManager.default.removeItem(at: staging) }
+        try FileManager.default.createDirectory(at: staging, withIntermediateDirectories: false)
+        for file in files { try file.data.write(to: staging.appendingPathComponent(file.name)) }
+        try SafeTensors.write(tensors, metadata: ["format": "pt"], to: staging.appendingPathComponent(weightsFile))
+        if failAfterStaging { throw ModelError("export failed after staging (injected fault)") }
+    }
+
+    /// A new directory: staged beside it, then renamed into place. rename(2) replaces an
+    /// empty directory and nothing else, so the check before cannot be raced into an overwrite.
+    static func exportAsNewDirectory(_ target: URL, files: [(name: String, data: Data)], tensors: [String: Tensor]) throws {
+        let created = try makeParents(of: target)
+        let staging = target.deletingLastPathComponent().appendingPathComponent(".\(target.lastPathComponent).partial-\(getpid())")
+        do {
+            try stage(files, tensors, in: staging)
+            guard rename(staging.path, target.path) == 0 else {
+                throw ModelError("cannot move the export into \(target.path): \(systemReason(errno))")
+            }
+        } catch {
+            try? FileManager.default.removeItem(at: staging)
+            if let created { try? FileManager.default.removeItem(at: created) }
+            throw error
+        }
+    }
+
+    /// An existing empty directory, kept (its owner, mode and mount stay): staged in a hidden
+    /// folder inside it, then each file hard-linked into place, which fails rather than
+    /// replaces a file that appeared meanwhile. On failure the directory is left empty again.
+    static func exportInto(_ target: URL, files: [(name: String, data: Data)], tensors: [String: Tensor]) throws {
+        let staging = target.appendingPathComponent(".export.partial-\(getpid())")
+        var placed: [String] = []
+        do {
+            try stage(files, tensors, in: staging)
+            for name in files.map(\.name) + [weightsFile] {
+                let from = staging.appendingPathComponent(name).path, to = target.appendingPathComponent(name).path
+                guard link(from, to) == 0 else {
+                    throw ModelError("cannot place \(name) in \(target.path): \(systemReason(errno))")
+                }
+                placed.append(to)
+            }
+            try FileManager.default.removeItem(at: staging)
+        } catch {
+            for path in placed { unlink(path) }
+            try? FileManager.default.removeItem(at: staging)
+            throw error
+        }
+    }
+
     /// Where an export to `url` goes: the path with symbolic links and `.`/`..` resolved.
     ///
     /// - Returns: the resolved path, which does not exist or is an empty directory.

@@ -3,7 +3,7 @@
 // output that never overwrites anything and is complete or absent.
 
 import Foundation
-import Model
+@testable import Model
 import NN
 import Tensors
 import TestSupport
@@ -148,5 +148,38 @@ final class HuggingFaceExportTests: XCTestCase {
             }
             XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: root.path), [], target.path)
         }
+    }
+
+    func testAFailureAfterStagingRemovesTheStagingAndTheFoldersItMade() throws {
+        let model = try CausalLM(config: config, seed: 4)
+        let root = try temporaryDirectory(self)
+        HuggingFaceDirectory.failAfterStaging = true
+        defer { HuggingFaceDirectory.failAfterStaging = false }
+        // A new directory under new parents: staged beside it, then everything removed.
+        XCTAssertThrowsError(try model.exportHuggingFace(to: root.appendingPathComponent("new/deeper/hf"))) {
+            XCTAssertTrue("\($0)".contains("injected fault"), "\($0)")
+        }
+        XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: root.path), [])
+        // An existing empty directory: staged inside it, left empty again.
+        let empty = root.appendingPathComponent("empty")
+        try FileManager.default.createDirectory(at: empty, withIntermediateDirectories: false)
+        XCTAssertThrowsError(try model.exportHuggingFace(to: empty))
+        XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: empty.path), [])
+    }
+
+    func testAnExistingEmptyDirectoryIsFilledInPlace() throws {
+        // Kept, not replaced: a mount point or a folder in a read-only parent cannot be renamed over.
+        let model = try CausalLM(config: config, seed: 4)
+        let root = try temporaryDirectory(self)
+        let empty = root.appendingPathComponent("volume")
+        try FileManager.default.createDirectory(at: empty, withIntermediateDirectories: false)
+        let inode = { (try FileManager.default.attributesOfItem(atPath: empty.path)[.systemFileNumber] as? NSNumber)?.intValue }
+        let before = try inode()
+        let written = try model.exportHuggingFace(to: empty)
+        XCTAssertEqual(try inode(), before, "the directory was replaced")
+        XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: empty.path).sorted(),
+                       written.map(\.lastPathComponent).sorted())
+        XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: root.path), ["volume"])
+        XCTAssertNoThrow(try CausalLM.load(huggingFace: empty))
     }
 }
