@@ -97,7 +97,7 @@ extension HuggingFaceDirectory {
     nonisolated(unsafe) static var failAfterStaging = false
 
     private static func stage(_ files: [(name: String, data: Data)], _ tensors: [String: Tensor], in staging: URL) throws {
-        if FileManager.default.fileExists(atPath: staging.path) { try FileManager.default.removeItem(at: staging) }
+        // A new folder (never one that was there: that is not ours to remove).
         try FileManager.default.createDirectory(at: staging, withIntermediateDirectories: false)
         for file in files { try file.data.write(to: staging.appendingPathComponent(file.name)) }
         try SafeTensors.write(tensors, metadata: ["format": "pt"], to: staging.appendingPathComponent(weightsFile))
@@ -108,7 +108,7 @@ extension HuggingFaceDirectory {
     /// empty directory and nothing else, so the check before cannot be raced into an overwrite.
     static func exportAsNewDirectory(_ target: URL, files: [(name: String, data: Data)], tensors: [String: Tensor]) throws {
         let created = try makeParents(of: target)
-        let staging = target.deletingLastPathComponent().appendingPathComponent(".\(target.lastPathComponent).partial-\(getpid())")
+        let staging = unusedName(in: target.deletingLastPathComponent(), prefix: ".\(target.lastPathComponent).partial-\(getpid())")
         do {
             try stage(files, tensors, in: staging)
             guard rename(staging.path, target.path) == 0 else {
@@ -125,7 +125,7 @@ extension HuggingFaceDirectory {
     /// folder inside it, then each file hard-linked into place, which fails rather than
     /// replaces a file that appeared meanwhile. On failure the directory is left empty again.
     static func exportInto(_ target: URL, files: [(name: String, data: Data)], tensors: [String: Tensor]) throws {
-        let staging = target.appendingPathComponent(".export.partial-\(getpid())")
+        let staging = unusedName(in: target, prefix: ".export.partial-\(getpid())")
         var placed: [String] = []
         do {
             try stage(files, tensors, in: staging)
@@ -142,6 +142,17 @@ extension HuggingFaceDirectory {
             try? FileManager.default.removeItem(at: staging)
             throw error
         }
+    }
+
+    /// `folder/prefix`, or `folder/prefix-N` for the first N with nothing of that name.
+    private static func unusedName(in folder: URL, prefix: String) -> URL {
+        var info = stat()
+        var name = prefix, n = 1
+        while lstat(folder.appendingPathComponent(name).path, &info) == 0 {
+            n += 1
+            name = "\(prefix)-\(n)"
+        }
+        return folder.appendingPathComponent(name)
     }
 
     /// Where an export to `url` goes: the path with symbolic links and `.`/`..` resolved.

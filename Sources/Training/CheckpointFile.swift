@@ -17,7 +17,10 @@ public enum CheckpointFile {
     public static func write(_ data: Data, to url: URL) throws {
         let folder = url.deletingLastPathComponent()
         let temporary = folder.appendingPathComponent(".\(url.lastPathComponent)\(partialMarker)\(getpid())")
-        let fd = open(temporary.path, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
+        // Whatever has the name already (a symbolic link planted in a shared folder, say) is
+        // removed, never followed: the temporary is always a new file of ours.
+        unlink(temporary.path)
+        let fd = open(temporary.path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, 0o644)
         guard fd >= 0 else { throw systemError("cannot create \(temporary.path)") }
         var failure: TrainingError?
         data.withUnsafeBytes { raw in
@@ -50,7 +53,7 @@ public enum CheckpointFile {
 
     /// Removes temporaries that killed runs left in `folder` (best effort): only regular
     /// files named exactly as ``write(_:to:)`` and the probe name theirs,
-    /// `.<name>.safetensors.partial-<pid>` or `.probe.partial-<pid>`, whose process is gone.
+    /// `.checkpoint.safetensors.partial-<pid>` or `.probe.partial-<pid>`, whose process is gone.
     /// Anything else, a user's hidden file or a live run's temporary, is left alone.
     public static func removeStaleTemporaries(in folder: URL) {
         guard let names = try? FileManager.default.contentsOfDirectory(atPath: folder.path) else { return }
@@ -67,7 +70,7 @@ public enum CheckpointFile {
     static func temporaryOwner(_ name: String) -> pid_t? {
         guard name.hasPrefix("."), let marker = name.range(of: partialMarker, options: .backwards) else { return nil }
         let base = name[name.index(after: name.startIndex)..<marker.lowerBound]
-        guard base.hasSuffix(".safetensors") || base == "probe" else { return nil }
+        guard base == TrainingRun.checkpointName || base == "probe" else { return nil }
         let digits = name[marker.upperBound...]
         guard let pid = pid_t(digits), pid > 0, String(pid) == digits else { return nil }
         return pid
@@ -90,7 +93,8 @@ public enum CheckpointFile {
         try makeFolder(folder)
         removeStaleTemporaries(in: folder)
         let probe = folder.appendingPathComponent(".probe\(partialMarker)\(getpid())")
-        let fd = open(probe.path, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
+        unlink(probe.path)
+        let fd = open(probe.path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, 0o644)
         guard fd >= 0 else { throw systemError("--out \(folder.path) is not writable") }
         close(fd)
         unlink(probe.path)

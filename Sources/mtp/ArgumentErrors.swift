@@ -17,6 +17,11 @@ extension MTPCommand {
             // An MTP_GEMM that names no usable engine is refused before any work (the library
             // alone would ignore it).
             _ = try BLAS.requestedEngine()
+            for variable in ["MTP_ROW_KERNEL", "MTP_ATTENTION_KERNEL"] {
+                if let kernel = ProcessInfo.processInfo.environment[variable], !["generic", "avx2", "avx512"].contains(kernel) {
+                    throw ValidationError("\(variable)='\(kernel)' must be generic, avx2 or avx512")
+                }
+            }
             if let split = ProcessInfo.processInfo.environment["MTP_BLAS_SPLIT"], split != "0", split != "1" {
                 throw ValidationError("MTP_BLAS_SPLIT='\(split)' must be 0 (OpenBLAS's own thread pool, no split) or 1 (the default split)")
             }

@@ -30,6 +30,9 @@ struct BenchCommCommand: ParsableCommand {
         try reportingErrors {
             let world = try ProcessGroup.world()
             if dumpCollectives { return try dump(world) }
+            guard !sizes.split(separator: ",", omittingEmptySubsequences: false).contains(where: { $0.trimmingCharacters(in: .whitespaces).isEmpty }) else {
+                throw ValidationError("--sizes must list element counts separated by commas, got '\(sizes)'")
+            }
             let counts = try sizes.split(separator: ",").map { text -> Int in
                 guard let n = Int(text.trimmingCharacters(in: .whitespaces)), n > 0, n <= 1 << 28 else {
                     throw ValidationError("--sizes must list element counts in 1...\(1 << 28), got '\(text)'")

@@ -33,8 +33,9 @@ struct BenchGenerateCommand: ParsableCommand {
     @Flag(help: "Print one JSON object as the last line.") var json = false
 
     func validate() throws {
-        guard prompts >= 1, promptLength >= 1, repeats >= 1 else {
-            throw ValidationError("--prompts, --prompt-length and --repeats must be positive")
+        guard (1...10_000).contains(repeats) else { throw ValidationError("--repeats must be in 1...10000, got \(repeats)") }
+        guard prompts >= 1, promptLength >= 1 else {
+            throw ValidationError("--prompts and --prompt-length must be positive, got \(prompts) and \(promptLength)")
         }
     }
 

@@ -36,7 +36,7 @@ struct BenchLossCommand: ParsableCommand {
         guard tokens > 0, hidden > 0, vocab > 0, depths >= 0 else {
             throw ValidationError("sizes must be positive (tokens \(tokens), hidden \(hidden), vocab \(vocab), depths \(depths))")
         }
-        guard repeats >= 3 else { throw ValidationError("--repeats must be at least 3, got \(repeats)") }
+        guard (3...10_000).contains(repeats) else { throw ValidationError("--repeats must be in 3...10000, got \(repeats)") }
         try SizeLimits.checkBenchLoss(tokens: tokens, hidden: hidden, vocab: vocab, depths: depths, materialisesLogits: loss.readsLogits)
     }
 

@@ -53,8 +53,14 @@ struct BenchTrainCommand: ParsableCommand {
             guard (1...10_000).contains(steps), (0...10_000).contains(warmup) else {
                 throw ValidationError("--steps must be in 1...10000 and --warmup in 0...10000, got \(steps), \(warmup)")
             }
+            // The sizes first (overflow-checked products, then memory), then the documents they need.
+            guard let tokens = MemoryBudget.product([warmup + steps + 2, options.batchSize, options.sequenceLength]) else {
+                throw ValidationError("--batch-size \(options.batchSize) × --seq-len \(options.sequenceLength) × \(warmup + steps + 2) steps "
+                    + "overflow a 64-bit count")
+            }
+            try options.validate()
             // Enough documents (16–48 tokens) for the measured steps without repeating an epoch.
-            let documents = Swift.max(200, (warmup + steps + 2) * options.batchSize * options.sequenceLength / 24)
+            let documents = Swift.max(200, tokens / 24)
             let r = try TrainingBenchmark.run(options: options, documents: documents, warmup: warmup, steps: steps,
                                               gemmShapes: gemmShapes)
             let m = options.model

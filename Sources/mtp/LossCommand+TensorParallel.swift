@@ -12,6 +12,10 @@ extension LossCommand {
     func runVocabularyParallel() throws {
         var world: (any Communicator)?
         do {
+            guard tensorParallel >= 1 else {
+                FileHandle.standardError.write(Data("error: --tensor-parallel must be at least 1, got \(tensorParallel)\n".utf8))
+                throw ExitCode(1)
+            }
             guard ProcessGroup.isDistributed else {
                 throw ValidationError("--tensor-parallel \(tensorParallel) needs an MPI job of T ranks: mpirun -np \(tensorParallel) mtp loss …")
             }
@@ -19,6 +23,9 @@ extension LossCommand {
             world = w
             guard w.size == tensorParallel else {
                 throw ValidationError("the job has \(w.size) ranks but --tensor-parallel is \(tensorParallel)")
+            }
+            if let grads, sameFile("\(grads).rank\(w.rank)", caseFile) {
+                throw ValidationError("--grads \(grads) makes rank \(w.rank) write \(grads).rank\(w.rank), the case file itself")
             }
             let result = try LossCase(contentsOf: URL(fileURLWithPath: caseFile))
                 .evaluate(vocabularyParallel: CommunicatorGroup(w))
@@ -34,8 +41,10 @@ extension LossCommand {
             if result.loss.rank > 0 { object["loss_rows"] = JSONOutput.numbers(rows) }
             if let perDepth = result.perDepth { object["per_depth"] = JSONOutput.numbers(perDepth) }
             try JSONOutput.print(object)
+        } catch let exit as ExitCode {
+            throw exit
         } catch {
-            let message = "\(error)".replacingOccurrences(of: "\n", with: " ")
+            let message = printable("\(error)")
             FileHandle.standardError.write(Data("error: rank \(world?.rank ?? -1): \(message)\n".utf8))
             if let world, world.size > 1 { world.abort(code: 1) }
             throw ExitCode(1)

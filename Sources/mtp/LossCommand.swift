@@ -1,4 +1,5 @@
 import ArgumentParser
+import Distributed
 import Foundation
 import LossCases
 import MTP
@@ -26,7 +27,9 @@ struct LossCommand: ParsableCommand {
     var tensorParallel: Int = 1
 
     func run() throws {
-        if tensorParallel != 1 { return try runVocabularyParallel() }
+        // Under mpirun every rank needs --tensor-parallel: without it each would run the whole case.
+        let launchedRanks = Int(ProcessInfo.processInfo.environment["OMPI_COMM_WORLD_SIZE"] ?? "") ?? 1
+        if tensorParallel != 1 || (ProcessGroup.isDistributed && launchedRanks > 1) { return try runVocabularyParallel() }
         try reportingErrors {
             if grads?.isEmpty == true { throw ValidationError("--grads needs a file path, got an empty string") }
             if caseFile.isEmpty { throw ValidationError("the case file path is empty") }

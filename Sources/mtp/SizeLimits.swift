@@ -27,6 +27,7 @@ enum SizeLimits {
 
     /// `bench loss`: the inputs, the weight and their gradients, and `[N, V]` logits for the logits losses.
     static func checkBenchLoss(tokens n: Int, hidden h: Int, vocab v: Int, depths d: Int, materialisesLogits: Bool) throws {
+        guard d >= 0, d < Int.max else { throw ValidationError("--depths must be in 0..<\(Int.max), got \(d)") }
         let heads = d + 1
         let bytes = MemoryBudget.sum([MemoryBudget.product([n, h, heads, 4, 2]), MemoryBudget.product([v, h, 4, 2]),
                                       materialisesLogits ? MemoryBudget.product([n, v, 4, 2]) : 0])

@@ -416,12 +416,6 @@ struct TrainCommand: ParsableCommand {
     private func outputFolder(isWriter: Bool) throws -> String? {
         guard let out else { return resume.map { URL(fileURLWithPath: $0).deletingLastPathComponent().path } }
         guard isWriter else { return out }
-        let continuing = resume.map { sameFile($0, Self.checkpoint(in: out)) } ?? false
-        if Self.holdsRun(out) && !overwrite && !continuing {
-            throw ValidationError("--out \(out) already holds a run (\(Self.checkpoint(in: out))); continue it with --resume "
-                + "\(Self.checkpoint(in: out)), replace it with --overwrite, or name another folder")
-        }
-        if RunFolderLock.isHeld(URL(fileURLWithPath: out)) { throw Self.inUse(out) }
         var isFolder: ObjCBool = false
         for name in [TrainingRun.checkpointName, TrainingRun.plotName] {
             let path = URL(fileURLWithPath: out).appendingPathComponent(name).path
@@ -429,6 +423,12 @@ struct TrainCommand: ParsableCommand {
                 throw ValidationError("--out \(out): \(path) is a folder; the run writes a file there")
             }
         }
+        let continuing = resume.map { sameFile($0, Self.checkpoint(in: out)) } ?? false
+        if Self.holdsRun(out) && !overwrite && !continuing {
+            throw ValidationError("--out \(out) already holds a run (\(Self.checkpoint(in: out))); continue it with --resume "
+                + "\(Self.checkpoint(in: out)), replace it with --overwrite, or name another folder")
+        }
+        if RunFolderLock.isHeld(URL(fileURLWithPath: out)) { throw Self.inUse(out) }
         return out
     }
 
@@ -490,6 +490,13 @@ struct TrainCommand: ParsableCommand {
         }
         if writeHeldOut != nil && (data == nil || tokenizer != nil) {
             throw ValidationError("--write-held-out needs byte-level --data FILE (no --tokenizer)")
+        }
+        if let writeHeldOut {
+            let name = URL(fileURLWithPath: writeHeldOut).lastPathComponent
+            if [TrainingRun.checkpointName, TrainingRun.plotName, RunFolderLock.fileName].contains(name)
+                || (name.hasPrefix(".") && name.contains(".partial-")) {
+                throw ValidationError("--write-held-out \(writeHeldOut): \(name) is a name the run writes in its folder; name the text file otherwise")
+            }
         }
         guard saveEvery >= 0 else { throw ValidationError("--save-every must be >= 0 (0 = only at the end), got \(saveEvery)") }
         if let stopAt, stopAt < 1 { throw ValidationError("--stop-at must be at least 1, got \(stopAt)") }

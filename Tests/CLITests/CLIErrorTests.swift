@@ -250,6 +250,17 @@ final class CLIErrorTests: XCTestCase {
         try assertError(["train", "--resume", checkpoint, "--documents", "5"], mentions: "--documents applies to the built-in corpus only")
     }
 
+    func testBenchSizesThatOverflowAreErrors() throws {
+        try assertError(["bench", "loss", "--depths", "\(Int.max)"], mentions: "--depths must be in 0..<")
+        try assertError(["bench", "train", "--seq-len", "\(Int.max)"], mentions: "overflow a 64-bit count")
+        try assertError(["bench", "train", "--batch-size", "\(Int.max)"], mentions: "overflow a 64-bit count")
+        try assertError(["bench", "loss", "--repeats", "\(Int.max)"], mentions: "--repeats must be in 3...10000")
+        try assertError(["loss", "x.safetensors", "--tensor-parallel", "0"], mentions: "--tensor-parallel must be at least 1, got 0")
+        try assertError(["bench", "matmul", "--m", "8", "--k", "8", "--n", "8"], mentions: "MTP_ROW_KERNEL='bogus' must be generic, avx2 or avx512",
+                        environment: ["MTP_ROW_KERNEL": "bogus"])
+        try assertError(["train", "--data", "x.txt", "--write-held-out", "run/losses.svg"], mentions: "losses.svg is a name the run writes")
+    }
+
     func testLayoutFlagsNameTheirValue() throws {
         try assertError(["train", "--data-parallel", "-1"], mentions: "--data-parallel must be at least 1, got -1")
         try assertError(["train", "--context-parallel=-2"], mentions: "--context-parallel must be at least 1, got -2")

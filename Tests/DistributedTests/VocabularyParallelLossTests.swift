@@ -126,5 +126,24 @@ final class VocabularyParallelLossTests: XCTestCase {
         let result = try MPIJob.run(ranks: 2, arguments: ["loss", file, "--tensor-parallel", "3"], timeout: 60)
         XCTAssertNotEqual(result.status, 0)
         XCTAssertTrue(result.stderr.contains("the job has 2 ranks but --tensor-parallel is 3"), result.output)
+        // Without --tensor-parallel every rank would evaluate the whole case (and write the same --grads).
+        let plain = try MPIJob.run(ranks: 2, arguments: ["loss", file], timeout: 60)
+        XCTAssertNotEqual(plain.status, 0)
+        XCTAssertTrue(plain.stderr.contains("the job has 2 ranks but --tensor-parallel is 1"), plain.output)
+    }
+
+    func testARanksGradientFileIsNeverTheCaseFile() throws {
+        try MPIJob.requireMPI()
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("mtp-tp-grads-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let caseFile = folder.appendingPathComponent("x.rank0")
+        try FileManager.default.copyItem(at: Self.fixtures.appendingPathComponent("loss_fused_sum_bshd.safetensors"), to: caseFile)
+        let before = try Data(contentsOf: caseFile)
+        let result = try MPIJob.run(ranks: 2, arguments: ["loss", caseFile.path, "--tensor-parallel", "2",
+                                                          "--grads", folder.appendingPathComponent("x").path], timeout: 60)
+        XCTAssertNotEqual(result.status, 0)
+        XCTAssertTrue(result.stderr.contains("the case file itself"), result.output)
+        XCTAssertEqual(try Data(contentsOf: caseFile), before, "rank 0 wrote its gradients over the case")
     }
 }

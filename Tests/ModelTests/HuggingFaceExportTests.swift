@@ -167,6 +167,17 @@ final class HuggingFaceExportTests: XCTestCase {
         XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: empty.path), [])
     }
 
+    func testAFolderNamedLikeTheStagingIsNotOursToRemove() throws {
+        let model = try CausalLM(config: config, seed: 4)
+        let root = try temporaryDirectory(self)
+        let theirs = root.appendingPathComponent(".hf.partial-\(getpid())")
+        try FileManager.default.createDirectory(at: theirs, withIntermediateDirectories: false)
+        try Data("mine".utf8).write(to: theirs.appendingPathComponent("work.txt"))
+        try model.exportHuggingFace(to: root.appendingPathComponent("hf"))
+        XCTAssertEqual(try String(contentsOf: theirs.appendingPathComponent("work.txt"), encoding: .utf8), "mine")
+        XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: root.path).sorted(), [theirs.lastPathComponent, "hf"].sorted())
+    }
+
     func testAnExistingEmptyDirectoryIsFilledInPlace() throws {
         // Kept, not replaced: a mount point or a folder in a read-only parent cannot be renamed over.
         let model = try CausalLM(config: config, seed: 4)

@@ -234,6 +234,25 @@ final class RobustnessTests: XCTestCase {
         XCTAssertEqual(try String(contentsOf: userFolder.appendingPathComponent("important"), encoding: .utf8), "keep")
     }
 
+    func testTemporariesNeverFollowAPlantedSymbolicLink() throws {
+        // A symbolic link named like this process's temporary (or probe) in a shared folder
+        // must not redirect the write onto the file it points to.
+        let folder = temporaryFolder()
+        defer { try? FileManager.default.removeItem(at: folder) }
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        let precious = folder.appendingPathComponent("precious.txt")
+        try Data("precious".utf8).write(to: precious)
+        for name in [".checkpoint.safetensors.partial-\(getpid())", ".probe.partial-\(getpid())"] {
+            try FileManager.default.createSymbolicLink(at: folder.appendingPathComponent(name), withDestinationURL: precious)
+        }
+        try CheckpointFile.checkWritable(folder, bytes: 10)
+        let checkpoint = folder.appendingPathComponent("checkpoint.safetensors")
+        try CheckpointFile.write(Data([1, 2, 3]), to: checkpoint)
+        XCTAssertEqual(try String(contentsOf: precious, encoding: .utf8), "precious")
+        XCTAssertEqual(try Data(contentsOf: checkpoint), Data([1, 2, 3]))
+        XCTAssertEqual(try FileManager.default.attributesOfItem(atPath: checkpoint.path)[.type] as? FileAttributeType, .typeRegular)
+    }
+
     func testAStopRequestSavesAfterTheCurrentStep() throws {
         let folder = temporaryFolder()
         defer { try? FileManager.default.removeItem(at: folder) }
