@@ -253,6 +253,27 @@ final class RobustnessTests: XCTestCase {
         XCTAssertEqual(try FileManager.default.attributesOfItem(atPath: checkpoint.path)[.type] as? FileAttributeType, .typeRegular)
     }
 
+    func testTerminationSignalsReachTheWatcherAndNeverTheComputingThread() throws {
+        // oneDNN's JIT GEMMs cannot take a signal frame (they point rsp into the heap): the
+        // thread that computes must block SIGINT/SIGTERM, and the request must still arrive.
+        let stop = StopRequest()
+        stop.handleTerminationSignals()
+        var all = sigset_t()
+        sigemptyset(&all)
+        sigaddset(&all, SIGINT)
+        sigaddset(&all, SIGTERM)
+        defer { pthread_sigmask(SIG_UNBLOCK, &all, nil) }
+        var mask = sigset_t()
+        pthread_sigmask(SIG_BLOCK, nil, &mask)
+        XCTAssertEqual(sigismember(&mask, SIGTERM), 1, "SIGTERM could interrupt this thread's GEMMs")
+        XCTAssertEqual(sigismember(&mask, SIGINT), 1, "SIGINT could interrupt this thread's GEMMs")
+        kill(getpid(), SIGTERM)
+        let deadline = Date().addingTimeInterval(10)
+        while !stop.isRequested && Date() < deadline { usleep(10_000) }
+        XCTAssertTrue(stop.isRequested, "the signal never reached the watcher")
+        XCTAssertEqual(stop.signal, SIGTERM)
+    }
+
     func testAStopRequestSavesAfterTheCurrentStep() throws {
         let folder = temporaryFolder()
         defer { try? FileManager.default.removeItem(at: folder) }
