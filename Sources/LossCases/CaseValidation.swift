@@ -50,8 +50,9 @@ extension LossCase {
     }
 
     /// What looks like a mistake but is not an error, one line each: a metadata key within
-    /// two edits of an option's name (`reducton`), and an option value that does not parse
-    /// (an integer, a boolean) where this case's loss kind never reads it. The SPEC makes
+    /// two edits of an option's name (`reducton`), a `mask` tensor that the entry does not
+    /// read, and an option value that does not parse (an integer, a boolean) where this
+    /// case's loss kind never reads it. The SPEC makes
     /// every metadata key optional and says nothing of others (case generators add
     /// descriptions, provenance, …), so these never stop an evaluation; `mtp loss` prints
     /// them on stderr.
@@ -62,6 +63,10 @@ extension LossCase {
             if let option = options.first(where: { Self.editDistance(key, $0, atMost: 2) <= 2 }) {
                 out.append("metadata key '\(key)' is not an option and is ignored (did you mean '\(option)'?)")
             }
+        }
+        let entry = metadata["entry"] ?? "calculate_mtp_loss"
+        if tensors["mask"] != nil && entry != "calculate_loss" {
+            out.append("tensor 'mask' is read only by entry calculate_loss; entry \(entry) ignores it (the loss is unmasked)")
         }
         for key in Self.integerKeys where metadata[key].map({ Int($0.trimmingCharacters(in: .whitespaces)) == nil }) ?? false {
             out.append("metadata \(key)='\(metadata[key]!)' is not an integer (this case does not read it)")

@@ -41,7 +41,19 @@ extension CausalLM {
     public func huggingFaceTensors(dtype: DType = .float32) throws -> [String: Tensor] {
         _ = try HuggingFaceConfig.torchName(dtype)
         var out: [String: Tensor] = [:]
-        for entry in try huggingFaceLayout() { out[entry.name] = entry.parameter.value.detached().cast(to: dtype) }
+        for entry in try huggingFaceLayout() {
+            let source = entry.parameter.value.detached()
+            let converted = source.cast(to: dtype)
+            // A weight that is not finite, or that the narrower dtype turns into ±inf, would be
+            // written without a word and load as garbage.
+            if let bad = converted.floats.firstIndex(where: { !$0.isFinite }) {
+                let value = source.floats[bad]
+                throw ModelError(value.isFinite
+                    ? "\(entry.name) holds \(value) at element \(bad), beyond \(dtype)'s range; export as bf16 or f32"
+                    : "\(entry.name) holds \(value) at element \(bad); weights must be finite to export")
+            }
+            out[entry.name] = converted
+        }
         return out
     }
 

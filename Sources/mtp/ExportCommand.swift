@@ -43,9 +43,16 @@ struct ExportCommand: ParsableCommand {
             // weights; it is not parsed: a pretrained model's own tokenizer may be of a kind only its library reads.
             _ = try options.tokenizerFileBytes()
             let tokenizer = options.tokenizer.map { URL(fileURLWithPath: $0) }
+            // A signal during the export is held until the files are in place or cleaned up, so an
+            // interrupted export leaves the complete directory or nothing (a second signal quits at once).
+            let stop = StopRequest()
+            stop.handleTerminationSignals { signal in
+                FileHandle.standardError.write(Data("\n\(signal == SIGINT ? "SIGINT" : "SIGTERM"): finishing the export, then exiting (send it again to quit at once)\n".utf8))
+            }
             let files = try model.exportHuggingFace(to: URL(fileURLWithPath: hf),
                                                     options: HuggingFaceExportOptions(dtype: type, tokenizer: tokenizer))
             for file in files { print(file.path) }
+            if let signal = stop.signal { throw ExitCode(128 + signal) }
         }
     }
 }

@@ -180,6 +180,7 @@ struct TrainCommand: ParsableCommand {
         let plan = try pipelinePlan(options, distributed: grid != nil)
         if printSchedule {
             guard let plan else { throw ValidationError("--print-schedule needs --pipeline-stages P") }
+            guard !json else { throw ValidationError("--print-schedule prints text; drop --json") }
             print(plan.schedule)
             print("stage blocks \(plan.partition) of \(options.model.layers); the last stage also runs the final norm, "
                 + "\(options.model.mtpDepths) MTP depths and the LM head")
@@ -249,12 +250,19 @@ struct TrainCommand: ParsableCommand {
             }
         }
         var lastDrawn = Date.distantPast
-        let summary = try training.run { event in
-            guard isWriter, case .step(let p) = event else { return }
-            let now = Date()
-            guard now.timeIntervalSince(lastDrawn) > 0.2 || p.record.step == p.lastStep else { return }
-            lastDrawn = now
-            drawProgress(p)
+        let summary: TrainingSummary
+        do {
+            summary = try training.run { event in
+                guard isWriter, case .step(let p) = event else { return }
+                let now = Date()
+                guard now.timeIntervalSince(lastDrawn) > 0.2 || p.record.step == p.lastStep else { return }
+                lastDrawn = now
+                drawProgress(p)
+            }
+        } catch {
+            // The error line starts on a line of its own, not after the progress bar's \r.
+            if isWriter && lastDrawn != .distantPast { FileHandle.standardError.write(Data("\n".utf8)) }
+            throw error
         }
         guard isWriter else { return }
         FileHandle.standardError.write(Data("\n".utf8))
@@ -571,6 +579,11 @@ struct TrainCommand: ParsableCommand {
         // the floors, whose cost grows with the depths, and before any file is written.
         try options.validate()
         let split = try options.split(docs)
+        // A document of one token has no target (each token predicts the next one in its document).
+        for (part, documents) in [("training", split.train), ("held-out", split.heldOut)] where !documents.contains(where: { $0.count >= 2 }) {
+            throw ValidationError("no \(part) document has 2 or more tokens, so there is nothing to predict"
+                + (tokens != nil ? " (check --separator: it ends a document at every occurrence)" : ""))
+        }
         let floors = try corpus?.floors(on: split.heldOut, depths: options.model.mtpDepths)
         if let floors, let k = floors.depths.firstIndex(where: { $0.isNaN }) {
             throw ValidationError("MTP depth \(k) has no held-out targets (every held-out document is too short for it); "

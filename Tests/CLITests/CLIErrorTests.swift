@@ -261,6 +261,24 @@ final class CLIErrorTests: XCTestCase {
         try assertError(["train", "--data", "x.txt", "--write-held-out", "run/losses.svg"], mentions: "losses.svg is a name the run writes")
     }
 
+    func testRunsThatCannotLearnAnythingAreRefusedAndErrorsStartTheirLine() throws {
+        let folder = try temporaryFolder("no-targets")
+        defer { try? FileManager.default.removeItem(at: folder) }
+        // uint16 tokens where every other one is the separator: every document is one token long.
+        var bytes = Data()
+        for i in 0..<4000 { let v = UInt16(i % 2 == 0 ? 0 : 1 + i % 40); bytes.append(UInt8(v & 0xFF)); bytes.append(UInt8(v >> 8)) }
+        let tokens = folder.appendingPathComponent("tiny.bin")
+        try bytes.write(to: tokens)
+        try assertError(["train", "--tokens", tokens.path, "--vocab", "50", "--separator", "0", "--layers", "1", "--hidden", "8",
+                         "--heads", "2", "--intermediate", "16", "--batch-size", "2", "--seq-len", "8", "--out", folder.appendingPathComponent("run").path],
+                        mentions: "no training document has 2 or more tokens")
+        try assertError(["train", "--pipeline-stages", "2", "--batch-size", "4", "--print-schedule", "--json"],
+                        mentions: "--print-schedule prints text; drop --json")
+        // A run that fails after its progress bar: the error is still a line of its own.
+        try assertError(["train"] + tinyTrainFlags + ["--steps", "6", "--mtp-scale", "1e38", "--out", folder.appendingPathComponent("inf").path],
+                        mentions: "were skipped")
+    }
+
     func testLayoutFlagsNameTheirValue() throws {
         try assertError(["train", "--data-parallel", "-1"], mentions: "--data-parallel must be at least 1, got -1")
         try assertError(["train", "--context-parallel=-2"], mentions: "--context-parallel must be at least 1, got -2")

@@ -67,6 +67,9 @@ final class CaseValidationTests: XCTestCase {
         ])
         let plain = try mtpCase(metadata: ["description": "made by hand", "format": "pt", "expected_loss": "1.5", "chunk_len": "8"])
         XCTAssertEqual(plain.warnings(), [])
+        let masked = try mtpCase(["mask": Tensor(zeros: [1, 6], dtype: .int64)])
+        XCTAssertNoThrow(try masked.evaluate())
+        XCTAssertEqual(masked.warnings(), ["tensor 'mask' is read only by entry calculate_loss; entry calculate_mtp_loss ignores it (the loss is unmasked)"])
         // An option the case reads must still parse.
         assertThrows(try mtpCase(metadata: ["ignore_index": "None"]), containing: "ignore_index='None' is not an integer")
     }

@@ -167,6 +167,26 @@ final class HuggingFaceExportTests: XCTestCase {
         XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: empty.path), [])
     }
 
+    func testWeightsBeyondTheDtypeOrNotFiniteAreRefused() throws {
+        let model = try CausalLM(config: config, seed: 4)
+        let root = try temporaryDirectory(self)
+        let entry = try XCTUnwrap(model.huggingFaceLayout().first { $0.name == "model.norm.weight" })
+        var values = entry.parameter.value.floats
+        values[1] = 1e6  // f16's largest finite value is 65504
+        entry.parameter.value = try Tensor(values, shape: entry.parameter.value.shape)
+        XCTAssertThrowsError(try model.exportHuggingFace(to: root.appendingPathComponent("f16"),
+                                                         options: HuggingFaceExportOptions(dtype: .float16))) {
+            XCTAssertTrue("\($0)".contains("model.norm.weight holds 1000000.0 at element 1, beyond float16's range"), "\($0)")
+        }
+        XCTAssertNoThrow(try model.exportHuggingFace(to: root.appendingPathComponent("bf16"), options: HuggingFaceExportOptions(dtype: .bfloat16)))
+        values[1] = .infinity
+        entry.parameter.value = try Tensor(values, shape: entry.parameter.value.shape)
+        XCTAssertThrowsError(try model.exportHuggingFace(to: root.appendingPathComponent("f32"))) {
+            XCTAssertTrue("\($0)".contains("model.norm.weight holds inf at element 1; weights must be finite"), "\($0)")
+        }
+        XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: root.path), ["bf16"])
+    }
+
     func testAFolderNamedLikeTheStagingIsNotOursToRemove() throws {
         let model = try CausalLM(config: config, seed: 4)
         let root = try temporaryDirectory(self)
