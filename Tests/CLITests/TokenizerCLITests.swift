@@ -58,15 +58,21 @@ final class TokenizerCLITests: XCTestCase {
         XCTAssertEqual(other.status, 0, other.stderr)
     }
 
-    func testInitFromAndExportParseTheDirectorysTokenizerFirst() throws {
-        let directory = try temporaryFolder("tokenizer-hf")
-        defer { try? FileManager.default.removeItem(at: directory) }
+    /// A copy of the tiny GQA fixture's weights and configs in a new folder, with `tokenizer` as its tokenizer.json.
+    private func pretrainedDirectory(_ name: String, tokenizer: Data) throws -> URL {
+        let directory = try temporaryFolder(name)
         let model = fixtures.appendingPathComponent("hf/tiny_llama_gqa_tied")
-        for name in ["config.json", "generation_config.json", "model.safetensors"] {
-            try FileManager.default.copyItem(at: model.appendingPathComponent(name), to: directory.appendingPathComponent(name))
+        for file in ["config.json", "generation_config.json", "model.safetensors"] {
+            try FileManager.default.copyItem(at: model.appendingPathComponent(file), to: directory.appendingPathComponent(file))
         }
+        try tokenizer.write(to: directory.appendingPathComponent("tokenizer.json"))
+        return directory
+    }
+
+    func testInitFromAndExportParseTheDirectorysTokenizerFirst() throws {
+        let directory = try pretrainedDirectory("tokenizer-hf", tokenizer: Data("{bad".utf8))
+        defer { try? FileManager.default.removeItem(at: directory) }
         let tokenizer = directory.appendingPathComponent("tokenizer.json")
-        try Data("{bad".utf8).write(to: tokenizer)
         let invalid = [tokenizer.path, "not a JSON object"]
 
         let run = directory.appendingPathComponent("run")
@@ -83,14 +89,9 @@ final class TokenizerCLITests: XCTestCase {
 
     func testAPretrainedTokenizerOfAnotherKindIsKeptWhenNothingIsEncoded() throws {
         // A WordPiece tokenizer.json: valid for its own library, not one this package encodes with.
-        let directory = try temporaryFolder("tokenizer-wordpiece")
-        defer { try? FileManager.default.removeItem(at: directory) }
-        let model = fixtures.appendingPathComponent("hf/tiny_llama_gqa_tied")
-        for name in ["config.json", "generation_config.json", "model.safetensors"] {
-            try FileManager.default.copyItem(at: model.appendingPathComponent(name), to: directory.appendingPathComponent(name))
-        }
         let wordPiece = Data(#"{"version":"1.0","model":{"type":"WordPiece","unk_token":"[UNK]","vocab":{"[UNK]":0,"a":1}}}"#.utf8)
-        try wordPiece.write(to: directory.appendingPathComponent("tokenizer.json"))
+        let directory = try pretrainedDirectory("tokenizer-wordpiece", tokenizer: wordPiece)
+        defer { try? FileManager.default.removeItem(at: directory) }
         let run = directory.appendingPathComponent("run")
         let train = try runMTP(["train", "--init-from", directory.path, "--out", run.path, "--documents", "40",
                                 "--batch-size", "2", "--seq-len", "8", "--eval-every", "1000", "--steps", "1"])
