@@ -208,6 +208,15 @@ public final class Trainer {
     /// step and history to a safetensors file.
     public func saveCheckpoint(to url: URL) throws {
         var tensors = model.parameterTensors()
+        // Weights that overflowed (a huge --lr, say) would replace the last good checkpoint
+        // with one that loads as garbage: refuse, and keep the file that is there.
+        for name in tensors.keys.sorted() {
+            guard let t = tensors[name], t.dtype.isFloatingPoint else { continue }
+            if let bad = t.floats.firstIndex(where: { !$0.isFinite }) {
+                throw TrainingError("\(name) holds \(t.floats[bad]) at element \(bad) after step \(step): the weights are no longer "
+                    + "finite, so no checkpoint is written over \(url.path) (lower --lr or --weight-decay, or set --clip)")
+            }
+        }
         for (k, v) in try optimizer.stateTensors() { tensors[k] = v }
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys]

@@ -274,6 +274,11 @@ final class CLIErrorTests: XCTestCase {
                         mentions: "no training document has 2 or more tokens")
         try assertError(["train", "--pipeline-stages", "2", "--batch-size", "4", "--print-schedule", "--json"],
                         mentions: "--print-schedule prints text; drop --json")
+        // Weights that overflow are never written over a checkpoint.
+        let overflow = folder.appendingPathComponent("overflow")
+        try assertError(["train"] + tinyTrainFlags + ["--steps", "5", "--lr", "1e38", "--weight-decay", "1e30", "--out", overflow.path],
+                        mentions: "the weights are no longer finite, so no checkpoint is written")
+        XCTAssertFalse(FileManager.default.fileExists(atPath: overflow.appendingPathComponent("checkpoint.safetensors").path))
         // A run that fails after its progress bar: the error is still a line of its own.
         try assertError(["train"] + tinyTrainFlags + ["--steps", "6", "--mtp-scale", "1e38", "--out", folder.appendingPathComponent("inf").path],
                         mentions: "were skipped")
