@@ -104,7 +104,7 @@ let package = Package(
         .testTarget(name: "DistributedTests", dependencies: ["Distributed", "Tensors", "mtp"]),
         .testTarget(name: "PipelineTests", dependencies: ["TrainingTestSupport", "Pipeline", "Training", "Data", "Model", "MTP", "NN", "TestSupport"]),
         // Depends on the executable so `mtp` is built before its tests run it as a subprocess.
-        .testTarget(name: "CLITests", dependencies: ["mtp"]),
+        .testTarget(name: "CLITests", dependencies: ["mtp", "TestSupport"]),
     ],
     swiftLanguageModes: [.v6]
 )

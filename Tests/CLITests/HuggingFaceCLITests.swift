@@ -4,6 +4,7 @@
 // `export` overwrites nothing and a failed export leaves nothing.
 
 import Foundation
+import TestSupport
 import XCTest
 
 final class HuggingFaceCLITests: XCTestCase {
@@ -88,32 +89,19 @@ final class HuggingFaceCLITests: XCTestCase {
         try assertError(readers(of: directory)[0], mentions: "'lm_head.weight' in model-00001-of-00002.safetensors, but it is stored in shard model-00002-of-00002.safetensors")
     }
 
-    /// The bytes of every file under `folder`, by relative path.
-    private func contents(of folder: URL) throws -> [String: Data] {
-        var out: [String: Data] = [:]
-        for name in try FileManager.default.subpathsOfDirectory(atPath: folder.path) {
-            let url = folder.appendingPathComponent(name)
-            var isDirectory: ObjCBool = false
-            if FileManager.default.fileExists(atPath: url.path, isDirectory: &isDirectory), !isDirectory.boolValue {
-                out[name] = try Data(contentsOf: url)
-            }
-        }
-        return out
-    }
-
     func testExportOverwritesNothing() throws {
         let input = try copy("tiny_llama_gqa_tied", as: "in")
         let run = scratch.appendingPathComponent("run1")
         try FileManager.default.createDirectory(at: run, withIntermediateDirectories: false)
         try Data("keep".utf8).write(to: run.appendingPathComponent("checkpoint.safetensors"))
         try FileManager.default.createSymbolicLink(atPath: scratch.appendingPathComponent("link").path, withDestinationPath: "in")
-        let before = try contents(of: scratch)
+        let before = try fileContents(under: scratch)
         try assertError(["export", input.path, "--hf", ""], mentions: "--hf must name the output directory", in: scratch)
         try assertError(["export", input.path, "--hf", run.path], mentions: "\(run.path) exists and is not an empty directory")
         for spelling in ["in", "./../\(scratch.lastPathComponent)/in", "link", "in/."] {
             try assertError(["export", "in", "--hf", spelling, "--dtype", "bf16"], mentions: "--hf \(spelling)", in: scratch)
         }
-        XCTAssertEqual(try contents(of: scratch), before)
+        XCTAssertEqual(try fileContents(under: scratch), before)
         let help = try runMTP(["export", "--help"])
         XCTAssertTrue(help.stdout.contains("Nothing is overwritten"), help.stdout)
     }

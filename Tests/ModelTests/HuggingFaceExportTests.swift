@@ -84,19 +84,6 @@ final class HuggingFaceExportTests: XCTestCase {
         XCTAssertEqual((generation as? [String: Any])?["eos_token_id"] as? Int, 0)
     }
 
-    /// The bytes of every file under `directory`, by relative path.
-    private func contents(of directory: URL) throws -> [String: Data] {
-        var out: [String: Data] = [:]
-        for name in try FileManager.default.subpathsOfDirectory(atPath: directory.path) {
-            let url = directory.appendingPathComponent(name)
-            var isDirectory: ObjCBool = false
-            if FileManager.default.fileExists(atPath: url.path, isDirectory: &isDirectory), !isDirectory.boolValue {
-                out[name] = try Data(contentsOf: url)
-            }
-        }
-        return out
-    }
-
     func testExportOverwritesNothing() throws {
         let model = try CausalLM(config: config, seed: 2)
         let root = try temporaryDirectory(self)
@@ -108,13 +95,13 @@ final class HuggingFaceExportTests: XCTestCase {
         try Data("keep".utf8).write(to: file)
         let dangling = root.appendingPathComponent("dangling")
         try FileManager.default.createSymbolicLink(atPath: dangling.path, withDestinationPath: "nowhere")
-        let before = try contents(of: root)
+        let before = try fileContents(under: root)
         for target in [full, file, dangling] {
             XCTAssertThrowsError(try model.exportHuggingFace(to: target)) {
                 XCTAssertTrue("\($0)".contains("\(target.path) exists and is not an empty directory"), "\($0)")
             }
         }
-        XCTAssertEqual(try contents(of: root), before)
+        XCTAssertEqual(try fileContents(under: root), before)
         XCTAssertEqual(try FileManager.default.destinationOfSymbolicLink(atPath: dangling.path), "nowhere")
 
         // A Hugging Face directory exported onto itself, however its path is spelt, is refused.
@@ -122,13 +109,13 @@ final class HuggingFaceExportTests: XCTestCase {
         try model.exportHuggingFace(to: input)
         let link = root.appendingPathComponent("link")
         try FileManager.default.createSymbolicLink(atPath: link.path, withDestinationPath: "in")
-        let exported = try contents(of: input)
+        let exported = try fileContents(under: input)
         let loaded = try CausalLM.load(huggingFace: input)
         for spelling in [input.path, link.path, input.path + "/", root.path + "/./in/../in", link.path + "/."] {
             XCTAssertThrowsError(try loaded.exportHuggingFace(to: URL(fileURLWithPath: spelling),
                                                               options: HuggingFaceExportOptions(dtype: .bfloat16)), spelling)
         }
-        XCTAssertEqual(try contents(of: input), exported)
+        XCTAssertEqual(try fileContents(under: input), exported)
 
         // An empty directory is filled.
         let empty = root.appendingPathComponent("empty")
