@@ -46,7 +46,7 @@ extension CausalLM {
             let converted = source.cast(to: dtype)
             // A weight that is not finite, or that the narrower dtype turns into ±inf, would be
             // written without a word and load as garbage.
-            if let bad = converted.floats.firstIndex(where: { !$0.isFinite }) {
+            if let (bad, _) = converted.firstNonFiniteFloat() {
                 let value = source.floats[bad]
                 throw ModelError(value.isFinite
                     ? "\(entry.name) holds \(value) at element \(bad), beyond \(dtype)'s range; export as bf16 or f32"

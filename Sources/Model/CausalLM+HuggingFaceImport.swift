@@ -169,16 +169,3 @@ extension CausalLM {
         for (p, t) in updates { p.value = t }
     }
 }
-
-extension Tensor {
-    /// The first element that is NaN or infinite, with its flat index; nil when all are finite.
-    /// Reads a float32 tensor's storage in place.
-    func firstNonFiniteFloat() -> (index: Int, value: Float)? {
-        precondition(dtype == .float32, "firstNonFiniteFloat reads float32 storage, got \(dtype)")
-        return withUnsafeBytes { raw in
-            let floats = raw.bindMemory(to: Float.self)
-            guard let i = floats.prefix(count).firstIndex(where: { !$0.isFinite }) else { return nil }
-            return (i, floats[i])
-        }
-    }
-}

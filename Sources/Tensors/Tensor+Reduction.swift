@@ -191,3 +191,18 @@ extension Tensor {
         }
     }
 }
+
+extension Tensor {
+    /// The first element that is NaN or infinite, with its flat index; nil when all are finite
+    /// (and for integer and Boolean tensors). A float32 tensor is read in place, others
+    /// through a float32 copy.
+    public func firstNonFiniteFloat() -> (index: Int, value: Float)? {
+        guard dtype.isFloatingPoint else { return nil }
+        guard dtype == .float32 else { return cast(to: .float32).firstNonFiniteFloat() }
+        return withUnsafeBytes { raw in
+            let floats = raw.bindMemory(to: Float.self)
+            guard let i = floats.prefix(count).firstIndex(where: { !$0.isFinite }) else { return nil }
+            return (i, floats[i])
+        }
+    }
+}

@@ -211,9 +211,8 @@ public final class Trainer {
         // Weights that overflowed (a huge --lr, say) would replace the last good checkpoint
         // with one that loads as garbage: refuse, and keep the file that is there.
         for name in tensors.keys.sorted() {
-            guard let t = tensors[name], t.dtype.isFloatingPoint else { continue }
-            if let bad = t.floats.firstIndex(where: { !$0.isFinite }) {
-                throw TrainingError("\(name) holds \(t.floats[bad]) at element \(bad) after step \(step): the weights are no longer "
+            if let (bad, value) = tensors[name]?.firstNonFiniteFloat() {
+                throw TrainingError("\(name) holds \(value) at element \(bad) after step \(step): the weights are no longer "
                     + "finite, so no checkpoint is written over \(url.path) (lower --lr or --weight-decay, or set --clip)")
             }
         }
